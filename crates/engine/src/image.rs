@@ -94,6 +94,11 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage> {
         let h = u32::from_be_bytes(bytes[20..24].try_into().expect("4 bytes"));
         check_pixels(w, h, limits)?;
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(EngineError::CorruptImage(
+            "truncated JPEG (no end-of-image marker after the last scan)".into(),
+        ));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = Limits::default();
     // Enough for the largest accepted image as RGBA16 plus decoder scratch space.
@@ -122,6 +127,15 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage> {
         stored_size: (w, h),
         metadata,
     })
+}
+
+/// The JPEG decoder grey-fills truncated files; a complete file has an end-of-image marker
+/// (FF D9) after its last start-of-scan (FF DA). Entropy-coded data never contains FF D9 (FF is
+/// byte-stuffed), and an EXIF thumbnail's own EOI comes before the main image's scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+    matches!((last_sos, last_eoi), (Some(s), Some(e)) if e > s)
 }
 
 fn check_pixels(w: u32, h: u32, limits: &ImageLimits) -> Result<()> {

@@ -17,7 +17,9 @@ const MASK: f32 = -1.0e9;
 fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     let mut best: Vec<usize> = Vec::with_capacity(k + 1);
     for (i, &v) in values.iter().enumerate() {
-        if best.len() == k && !(v > values[best[k - 1]]) {
+        if best.len() == k
+            && v.partial_cmp(&values[best[k - 1]]) != Some(std::cmp::Ordering::Greater)
+        {
             continue;
         }
         let pos = best.partition_point(|&j| values[j] >= v);

@@ -118,13 +118,13 @@ impl GenerationConfig {
         if self.do_sample && self.num_beams > 1 {
             return bad("beam sampling is not supported; use num_beams = 1 with sampling");
         }
-        if self.do_sample && !(self.temperature > 0.0) {
+        if self.do_sample && (self.temperature.is_nan() || self.temperature <= 0.0) {
             return bad("temperature must be positive");
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad("top_p must be in (0, 1]");
         }
-        if !(self.repetition_penalty > 0.0) {
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
             return bad("repetition_penalty must be positive");
         }
         Ok(())

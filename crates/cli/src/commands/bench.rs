@@ -1,0 +1,266 @@
+//! `takarir bench`: where the time goes, and how the engine compares with a plain Python
+//! onnxruntime + numpy + PIL reference doing the same work on the same files in the same run.
+//!
+//! Figures: decode + pre-process per image, encoder at batch 1, decoder per token, end-to-end
+//! latency p50/p95 at batch 1, images/s at batch 8, peak resident memory. The reference
+//! (`scripts/bench_reference.py`) runs in a child process with the same thread count and
+//! decoding settings and reports the same figures; the ratios are printed side by side.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use takarir_engine::{CaptionOptions, Timings};
+
+use super::ModelArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Folder of images to time [default: samples/]
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Timed runs per figure
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Beam width for both engines (1 = greedy)
+    #[arg(long, default_value_t = 1)]
+    beams: usize,
+    /// Caption language (multilingual models)
+    #[arg(long)]
+    lang: Option<String>,
+    /// Python interpreter for the reference [default: .venv/bin/python]; `none` skips it
+    #[arg(long)]
+    python: Option<String>,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn find_up(rel: &str) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors().map(|a| a.join(rel)).find(|p| p.exists())
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let dir = match &args.images {
+        Some(d) => d.clone(),
+        None => find_up("samples").context("no --images and no samples/ folder found")?,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["jpg", "jpeg", "png"].contains(&e))
+        })
+        .collect();
+    files.sort();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .jpg/.png images in {}",
+        dir.display()
+    );
+    let images: Vec<Vec<u8>> = files.iter().map(std::fs::read).collect::<Result<_, _>>()?;
+    let threads = args.model.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let model_args = ModelArgs {
+        threads: Some(threads),
+        ..args.model.clone()
+    };
+
+    let load_start = Instant::now();
+    let captioner = model_args.load()?;
+    let load_ms = load_start.elapsed().as_secs_f64() * 1000.0;
+    let opts = CaptionOptions {
+        num_beams: Some(args.beams),
+        lang: args.lang.clone(),
+        ..Default::default()
+    };
+    let (g, lang) = captioner.generation_config(&opts)?;
+
+    // Warm-up: first runs allocate arenas and page in weights.
+    for img in &images {
+        let (r, _) = captioner.caption_images(&[img.as_slice()], &opts);
+        r.into_iter().next().expect("one result")?;
+    }
+
+    let mut prep = Vec::new();
+    let mut enc = Vec::new();
+    let mut per_token = Vec::new();
+    let mut e2e = Vec::new();
+    for i in 0..args.runs {
+        let img = &images[i % images.len()];
+        let t = Instant::now();
+        let p = captioner.prepare(img)?;
+        prep.push(t.elapsed().as_secs_f64() * 1000.0);
+        let mut timings = Timings::default();
+        captioner.caption_with_config(&[&p], &g, lang.clone(), &mut timings)?;
+        enc.push(timings.encode_ms);
+        per_token.push(timings.generate_ms / timings.decoder_steps.max(1) as f64);
+        let t = Instant::now();
+        let (r, _) = captioner.caption_images(&[img.as_slice()], &opts);
+        r.into_iter().next().expect("one result")?;
+        e2e.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    e2e.sort_by(f64::total_cmp);
+    let batch8: Vec<&[u8]> = (0..8)
+        .map(|i| images[i % images.len()].as_slice())
+        .collect();
+    let rounds = (args.runs / 4).max(2);
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let (r, _) = captioner.caption_images(&batch8, &opts);
+        for x in r {
+            x?;
+        }
+    }
+    let images_per_s = (rounds * 8) as f64 / t.elapsed().as_secs_f64();
+
+    let rust = json!({
+        "load_ms": load_ms,
+        "decode_preprocess_ms": mean(&prep),
+        "encoder_ms": mean(&enc),
+        "decoder_ms_per_token": mean(&per_token),
+        "e2e_p50_ms": percentile(&e2e, 0.5),
+        "e2e_p95_ms": percentile(&e2e, 0.95),
+        "images_per_s_batch8": images_per_s,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    let model_dir = captioner_dir(&model_args)?;
+    let python = match args.python.as_deref() {
+        Some("none") => None,
+        Some(p) => Some(PathBuf::from(p)),
+        None => find_up(".venv/bin/python"),
+    };
+    let reference = match (python, find_up("scripts/bench_reference.py")) {
+        (Some(py), Some(script)) => Some(run_reference(
+            &py,
+            &script,
+            &model_dir,
+            &files,
+            &args,
+            threads,
+            lang.as_deref(),
+        )?),
+        _ => None,
+    };
+    let report = json!({
+        "model": captioner.info().name, "threads": threads, "beams": args.beams, "images": files.len(),
+        "runs": args.runs, "rust": rust, "python_reference": reference,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(0)
+}
+
+fn captioner_dir(m: &ModelArgs) -> anyhow::Result<PathBuf> {
+    match &m.model {
+        Some(s) if s.starts_with("hf:") => {
+            anyhow::bail!("bench needs a local model directory for the Python reference")
+        }
+        Some(s) => Ok(PathBuf::from(s)),
+        None => super::default_model().context("no model"),
+    }
+}
+
+fn run_reference(
+    py: &Path,
+    script: &Path,
+    model: &Path,
+    files: &[PathBuf],
+    a: &Args,
+    threads: usize,
+    lang: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut cmd = Command::new(py);
+    cmd.arg(script)
+        .arg("--model")
+        .arg(model)
+        .arg("--runs")
+        .arg(a.runs.to_string());
+    cmd.arg("--beams")
+        .arg(a.beams.to_string())
+        .arg("--threads")
+        .arg(threads.to_string());
+    if let Some(l) = lang {
+        cmd.arg("--lang").arg(l);
+    }
+    cmd.args(files);
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", py.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "Python reference failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).context("Python reference printed no JSON")
+}
+
+fn print_table(r: &Value) {
+    println!(
+        "model {}  threads {}  beams {}  images {}  runs {}",
+        r["model"].as_str().unwrap_or("?"),
+        r["threads"],
+        r["beams"],
+        r["images"],
+        r["runs"]
+    );
+    let rows = [
+        (
+            "decode + preprocess (ms/image)",
+            "decode_preprocess_ms",
+            false,
+        ),
+        ("encoder, batch 1 (ms)", "encoder_ms", false),
+        ("decoder (ms/token)", "decoder_ms_per_token", false),
+        ("end to end p50, batch 1 (ms)", "e2e_p50_ms", false),
+        ("end to end p95, batch 1 (ms)", "e2e_p95_ms", false),
+        ("images/s, batch 8", "images_per_s_batch8", true),
+        ("peak memory (MiB)", "peak_rss_mib", false),
+    ];
+    println!(
+        "{:<32} {:>10} {:>10} {:>16}",
+        "", "rust", "python", "rust advantage"
+    );
+    for (label, key, higher_better) in rows {
+        let a = r["rust"][key].as_f64();
+        let b = r["python_reference"].get(key).and_then(Value::as_f64);
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if a > 0.0 && b > 0.0 => {
+                format!("{:.2}x", if higher_better { a / b } else { b / a })
+            }
+            _ => "-".into(),
+        };
+        let f = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        println!("{label:<32} {:>10} {:>10} {ratio:>16}", f(a), f(b));
+    }
+}

@@ -1,0 +1,67 @@
+//! One module per subcommand, plus the options they share.
+
+pub mod bench;
+pub mod caption;
+pub mod eval;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use takarir_engine::{Captioner, CaptionerOptions};
+
+/// Model-loading options shared by every subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Model directory or `hf:ORG/NAME[@REV]` [default: models/default, found from the current
+    /// or the executable's directory]
+    #[arg(long, short = 'm', env = "TAKARIR_MODEL")]
+    pub model: Option<String>,
+    /// ONNX Runtime threads per graph [default: all cores]
+    #[arg(long, env = "TAKARIR_THREADS")]
+    pub threads: Option<usize>,
+    /// Prefer the int8 `*_quantized.onnx` graphs when the model has both
+    #[arg(long)]
+    pub quantized: bool,
+    /// Path of libonnxruntime.so [default: TAKARIR_ORT_LIB, ORT_DYLIB_PATH, or the project .venv]
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+}
+
+/// `models/default` next to the working directory or the executable, or one of their ancestors.
+pub fn default_model() -> Option<PathBuf> {
+    let mut roots: Vec<PathBuf> = std::env::current_dir()
+        .map(|d| d.ancestors().map(Path::to_path_buf).collect())
+        .unwrap_or_default();
+    if let Some(exe) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        roots.extend(exe.ancestors().map(Path::to_path_buf));
+    }
+    roots
+        .into_iter()
+        .map(|r| r.join("models/default"))
+        .find(|p| p.join("config.json").is_file())
+}
+
+impl ModelArgs {
+    /// Loads the model these arguments name.
+    pub fn load(&self) -> anyhow::Result<Captioner> {
+        let model = match &self.model {
+            Some(m) => m.clone(),
+            None => default_model()
+                .context(
+                    "no --model given and no models/default found; pass --model DIR or hf:ORG/NAME",
+                )?
+                .to_string_lossy()
+                .into_owned(),
+        };
+        let mut o = CaptionerOptions::new(model);
+        if let Some(t) = self.threads {
+            o.threads = t;
+        }
+        o.prefer_quantized = self.quantized;
+        o.ort_library = self.ort_lib.clone();
+        Ok(Captioner::load(&o)?)
+    }
+}

@@ -1,0 +1,332 @@
+//! The `takarir` binary, run as a user would, on temp folders built from the repo's samples.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn fixture_model() -> String {
+    root()
+        .join("fixtures/parity/vit-gpt2-tiny")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn takarir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_takarir"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Two good photos, a corrupt JPEG, an empty file and a text file named .jpg.
+fn mixed_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for s in ["astronaut.jpg", "coffee.jpg"] {
+        std::fs::copy(root().join("samples").join(s), dir.path().join(s)).unwrap();
+    }
+    let jpeg = std::fs::read(root().join("samples/rocket.jpg")).unwrap();
+    std::fs::write(dir.path().join("corrupt.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    std::fs::write(dir.path().join("empty.jpg"), b"").unwrap();
+    std::fs::write(
+        dir.path().join("notes.jpg"),
+        b"this is a text file, not a photo\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_folder_with_bad_files_captions_the_good_ones_and_exits_1() {
+    let dir = mixed_folder();
+    let out = takarir(&[
+        "caption",
+        "--model",
+        &fixture_model(),
+        "--lang",
+        "en",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for good in ["astronaut.jpg", "coffee.jpg"] {
+        assert_eq!(
+            stdout.lines().filter(|l| l.contains(good)).count(),
+            1,
+            "{stdout}"
+        );
+    }
+    let stderr = text(&out.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 3, "{stderr}");
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("corrupt.jpg") && l.contains("corrupt")),
+        "{stderr}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("empty.jpg") && l.contains("empty")),
+        "{stderr}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("notes.jpg") && l.contains("unsupported")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn all_good_files_exit_0_and_every_format_carries_every_file() {
+    let dir = mixed_folder();
+    let model = fixture_model();
+    let good = [
+        "caption",
+        "--model",
+        &model,
+        "--lang",
+        "en",
+        "--beams",
+        "3",
+        "--alternatives",
+        "2",
+    ];
+    let astro = root().join("samples/astronaut.jpg");
+    let out = takarir(&[&good[..], &[astro.to_str().unwrap()]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 2, "two alternatives");
+
+    let folder = dir.path().to_str().unwrap();
+    let json = takarir(&[&good[..], &["--json", folder]].concat());
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let records = v.as_array().unwrap();
+    assert_eq!(records.len(), 5);
+    assert_eq!(
+        records.iter().filter(|r| r.get("error").is_some()).count(),
+        3
+    );
+    let ok = records
+        .iter()
+        .find(|r| r["file"].as_str().unwrap().ends_with("astronaut.jpg"))
+        .unwrap();
+    assert_eq!(ok["captions"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (ok["width"].as_u64(), ok["height"].as_u64()),
+        (Some(512), Some(512))
+    );
+
+    let jsonl = takarir(&[&good[..], &["--jsonl", folder]].concat());
+    let lines: Vec<serde_json::Value> = text(&jsonl.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+
+    let csv = takarir(&[&good[..], &["--csv", folder]].concat());
+    let csv = text(&csv.stdout);
+    assert!(csv.starts_with("file,lang,rank,caption,score,error\n"));
+    assert_eq!(csv.lines().count(), 1 + 2 * 2 + 3, "{csv}");
+}
+
+#[test]
+fn sidecar_writes_a_txt_next_to_each_good_image() {
+    let dir = mixed_folder();
+    let out = takarir(&[
+        "caption",
+        "--model",
+        &fixture_model(),
+        "--lang",
+        "en",
+        "--sidecar",
+        "txt",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let first_line = |name: &str| {
+        text(&out.stdout)
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap()
+            .split('\t')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    for name in ["astronaut", "coffee"] {
+        let side = std::fs::read_to_string(dir.path().join(format!("{name}.txt"))).unwrap();
+        assert_eq!(side.trim_end_matches('\n'), first_line(name));
+    }
+    assert!(!dir.path().join("corrupt.txt").exists());
+}
+
+#[test]
+fn unsupported_language_and_bad_options_fail_before_any_work() {
+    let img = root().join("samples/astronaut.jpg");
+    let out = takarir(&[
+        "caption",
+        "--model",
+        &fixture_model(),
+        "--lang",
+        "id",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("English only"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = takarir(&[
+        "caption",
+        "--model",
+        &fixture_model(),
+        "--beams",
+        "2",
+        "--alternatives",
+        "3",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("num_return_sequences"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn missing_onnx_runtime_says_what_to_do() {
+    let img = root().join("samples/astronaut.jpg");
+    let out = Command::new(env!("CARGO_BIN_EXE_takarir"))
+        .args([
+            "caption",
+            "--model",
+            &fixture_model(),
+            img.to_str().unwrap(),
+        ])
+        .env("TAKARIR_ORT_LIB", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("TAKARIR_ORT_LIB"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Lays out a Hugging Face cache (HF_HOME/hub/models--ORG--NAME/{refs,snapshots}) holding the
+/// fixture model, as `hf-hub` would have left it after a download.
+fn hf_cache_with_fixture(home: &Path) {
+    let repo = home.join("hub/models--takarir--tiny");
+    let snap = repo.join("snapshots/0123456789abcdef");
+    std::fs::create_dir_all(snap.join("onnx")).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), "0123456789abcdef").unwrap();
+    let src = root().join("fixtures/parity/vit-gpt2-tiny");
+    for f in std::fs::read_dir(&src).unwrap().flatten() {
+        let name = f.file_name().to_string_lossy().into_owned();
+        let dest = if name.ends_with(".onnx") {
+            snap.join("onnx").join(&name)
+        } else {
+            snap.join(&name)
+        };
+        std::fs::copy(f.path(), dest).unwrap();
+    }
+}
+
+#[test]
+fn hf_models_load_from_the_cache_offline_and_fail_clearly_when_absent() {
+    let home = tempfile::tempdir().unwrap();
+    let img = root().join("samples/astronaut.jpg");
+    let run = |spec: &str| {
+        Command::new(env!("CARGO_BIN_EXE_takarir"))
+            .args([
+                "caption",
+                "--model",
+                spec,
+                "--lang",
+                "en",
+                img.to_str().unwrap(),
+            ])
+            .current_dir(root())
+            .env("HF_HOME", home.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let out = run("hf:takarir/tiny");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("offline") && text(&out.stderr).contains("not cached"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    hf_cache_with_fixture(home.path());
+    let cached = run("hf:takarir/tiny");
+    assert_eq!(cached.status.code(), Some(0), "{}", text(&cached.stderr));
+    let local = takarir(&[
+        "caption",
+        "--model",
+        &fixture_model(),
+        "--lang",
+        "en",
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        text(&cached.stdout).split('\t').nth(1),
+        text(&local.stdout).split('\t').nth(1)
+    );
+    assert_eq!(
+        run("hf:takarir/tiny@other").status.code(),
+        Some(2),
+        "unknown revision is not cached"
+    );
+}
+
+#[test]
+fn eval_scores_a_reference_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let refs = dir.path().join("refs.json");
+    std::fs::write(&refs, r#"{"astronaut.jpg": ["a woman in a space suit", "an astronaut poses"], "coffee.jpg": ["a cup of coffee"]}"#).unwrap();
+    let preds = dir.path().join("preds.json");
+    let out = takarir(&[
+        "eval",
+        "--model",
+        &fixture_model(),
+        "--lang",
+        "en",
+        "--images",
+        root().join("samples").to_str().unwrap(),
+        "--references",
+        refs.to_str().unwrap(),
+        "--output",
+        preds.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["images"], 2);
+    for k in ["bleu_1", "bleu_4", "rouge_l", "cider_d"] {
+        assert!(report[k].as_f64().unwrap() >= 0.0, "{k}");
+    }
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(preds).unwrap()).unwrap();
+    assert_eq!(p.as_object().unwrap().len(), 2);
+}
