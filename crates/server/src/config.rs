@@ -1,0 +1,197 @@
+//! Server configuration: built-in defaults, overridden by a TOML file, overridden by
+//! environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// Everything the server can be told. Each key is read, in increasing priority, from
+/// the default below, the TOML file given to [`ServerConfig::load`] (same key names, top
+/// level, unknown keys are an error), and the environment variable `TAKARIR_<KEY>` in upper
+/// case (for example `TAKARIR_LISTEN=0.0.0.0:8080`, `TAKARIR_RATE_LIMIT_PER_MINUTE=0`).
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `listen` | `127.0.0.1:8080` | address and port to listen on |
+/// | `model` | `models/default` | model directory or `hf:ORG/NAME[@REV]` |
+/// | `threads` | all cores | ONNX Runtime intra-op threads per graph |
+/// | `max_upload_bytes` | `20000000` | largest request body (all images together) and largest image file |
+/// | `max_files` | `10` | most images in one request |
+/// | `max_megapixels` | `40` | largest image, in megapixels (checked on the header, before decoding) |
+/// | `queue_capacity` | `4` | most caption requests in the inference queue (running or waiting); past it: 503 |
+/// | `rate_limit_per_minute` | `30` | caption requests per client IP per minute (token bucket, burst of the same size); `0` turns it off |
+/// | `data_dir` | `data` | directory for the server's own state (created at start). Uploads are never written anywhere, this directory included |
+/// | `tls_cert` | none | PEM certificate chain; with `tls_key`, serves HTTPS (and sends HSTS) |
+/// | `tls_key` | none | PEM private key |
+/// | `contact_email` | none | operator's contact address shown on the contact and privacy pages |
+/// | `shutdown_grace_seconds` | `30` | how long a graceful shutdown waits for requests in flight |
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Model directory or `hf:` spec.
+    pub model: String,
+    /// ONNX Runtime threads per graph; `None` uses every core.
+    pub threads: Option<usize>,
+    /// Largest request body and largest image file, in bytes.
+    pub max_upload_bytes: u64,
+    /// Most images in one request.
+    pub max_files: usize,
+    /// Largest image, in megapixels.
+    pub max_megapixels: u64,
+    /// Most caption requests admitted to inference at once (running or waiting).
+    pub queue_capacity: usize,
+    /// Caption requests per client IP per minute; 0 disables rate limiting.
+    pub rate_limit_per_minute: u32,
+    /// The server's own state directory. Never holds uploads.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain for HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    pub tls_key: Option<PathBuf>,
+    /// Operator contact address for the contact and privacy pages.
+    pub contact_email: Option<String>,
+    /// Seconds a graceful shutdown waits for requests in flight.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            model: "models/default".into(),
+            threads: None,
+            max_upload_bytes: 20_000_000,
+            max_files: 10,
+            max_megapixels: 40,
+            queue_capacity: 4,
+            rate_limit_per_minute: 30,
+            data_dir: PathBuf::from("data"),
+            tls_cert: None,
+            tls_key: None,
+            contact_email: None,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+/// Keys and whether their environment value is a number (otherwise a string).
+const KEYS: &[(&str, bool)] = &[
+    ("listen", false),
+    ("model", false),
+    ("threads", true),
+    ("max_upload_bytes", true),
+    ("max_files", true),
+    ("max_megapixels", true),
+    ("queue_capacity", true),
+    ("rate_limit_per_minute", true),
+    ("data_dir", false),
+    ("tls_cert", false),
+    ("tls_key", false),
+    ("contact_email", false),
+    ("shutdown_grace_seconds", true),
+];
+
+impl ServerConfig {
+    /// Defaults, then `file` (TOML) when given, then `TAKARIR_*` environment variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_from(file, |k| std::env::var(k).ok())
+    }
+
+    /// [`ServerConfig::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for &(key, numeric) in KEYS {
+            let var = format!("TAKARIR_{}", key.to_ascii_uppercase());
+            let Some(value) = env(&var) else { continue };
+            let value = if numeric {
+                let n: i64 = value
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{var}={value:?} is not a whole number"))?;
+                toml::Value::Integer(n)
+            } else {
+                toml::Value::String(value)
+            };
+            table.insert(key.to_string(), value);
+        }
+        let config: ServerConfig = table.try_into().context("invalid server configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.max_upload_bytes == 0 {
+            bail!("max_upload_bytes must be positive");
+        }
+        if self.max_files == 0 {
+            bail!("max_files must be at least 1");
+        }
+        if self.queue_capacity == 0 {
+            bail!("queue_capacity must be at least 1");
+        }
+        if self.max_megapixels == 0 {
+            bail!("max_megapixels must be positive");
+        }
+        if self.threads == Some(0) {
+            bail!("threads must be at least 1");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("tls_cert and tls_key must be given together");
+        }
+        Ok(())
+    }
+
+    /// Whether HTTPS is configured.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_then_env() {
+        let dir = std::env::temp_dir().join(format!("takarir-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("server.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\nqueue_capacity = 2\nmodel = \"m\"\n",
+        )
+        .unwrap();
+        let c = ServerConfig::load_from(Some(&file), |k| match k {
+            "TAKARIR_QUEUE_CAPACITY" => Some("7".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.queue_capacity, 7);
+        assert_eq!(c.model, "m");
+        assert_eq!(c.max_upload_bytes, 20_000_000);
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(ServerConfig::load_from(Some(&file), |_| None).is_err());
+        let bad = ServerConfig::load_from(None, |k| {
+            (k == "TAKARIR_TLS_CERT").then(|| "cert.pem".to_string())
+        });
+        assert!(bad.is_err());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

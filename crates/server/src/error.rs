@@ -1,0 +1,379 @@
+//! The server's one error type and its one mapping to HTTP.
+//!
+//! Handlers return [`ApiError`]; its `IntoResponse` sets the status and keeps the error in the
+//! response's extensions, and the outer middleware ([`crate::middleware`]) renders it as
+//! `application/problem+json` (RFC 9457) in the request's language with the request id, since
+//! only it knows both. Input problems are never 500s: every [`EngineError`] that is about the
+//! input maps to a 4xx here.
+//!
+//! Status choices: an image over the pixel limit is `413` (it is too large, like a file over
+//! the byte limit), a corrupt or empty image is `422`, a bad option value is `400`, a language
+//! the loaded model cannot caption in is `422`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use takarir_engine::EngineError;
+use utoipa::ToSchema;
+
+use crate::i18n::Lang;
+
+/// Everything a request can fail with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// An option has a value outside its range or vocabulary.
+    InvalidOption {
+        /// Option name.
+        name: String,
+        /// What was given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// The loaded model cannot caption in this language.
+    LanguageNotSupported {
+        /// Requested language.
+        lang: String,
+        /// Languages the model has.
+        supported: Vec<String>,
+    },
+    /// No image in the request.
+    NoImage,
+    /// More images than allowed in one request.
+    TooManyFiles {
+        /// The limit.
+        max: usize,
+    },
+    /// The request body or a file is over the byte limit.
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The image's declared size is over the pixel limit.
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// Limit in megapixels.
+        limit_megapixels: u32,
+    },
+    /// Not an image format the engine decodes, or a request content type that is not one.
+    UnsupportedMediaType,
+    /// An empty file.
+    EmptyImage,
+    /// A recognised but corrupt or truncated image.
+    CorruptImage,
+    /// The request itself could not be read (malformed multipart, ...).
+    MalformedRequest,
+    /// The client is over its rate limit.
+    RateLimited {
+        /// Seconds until a request will be admitted.
+        retry_after: u64,
+    },
+    /// The inference queue is full.
+    Busy {
+        /// Seconds after which trying again makes sense.
+        retry_after: u64,
+    },
+    /// No such route.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// A fault of the server or the model (details are logged, never sent).
+    Internal,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary, in the request's language.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong with this request, in the request's language.
+    pub detail: String,
+    /// Stable machine-readable code (`invalid_option`, `payload_too_large`, ...).
+    pub code: String,
+    /// The request's id (also in the `X-Request-Id` header).
+    pub request_id: String,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            InvalidOption { .. } | NoImage | TooManyFiles { .. } | MalformedRequest => {
+                StatusCode::BAD_REQUEST
+            }
+            LanguageNotSupported { .. } | EmptyImage | CorruptImage => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            PayloadTooLarge { .. } | TooManyPixels { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            NotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            InvalidOption { .. } => "invalid_option",
+            LanguageNotSupported { .. } => "language_not_supported",
+            NoImage => "no_image",
+            TooManyFiles { .. } => "too_many_files",
+            PayloadTooLarge { .. } => "payload_too_large",
+            TooManyPixels { .. } => "image_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            EmptyImage => "empty_image",
+            CorruptImage => "corrupt_image",
+            MalformedRequest => "malformed_request",
+            RateLimited { .. } => "rate_limited",
+            Busy { .. } => "busy",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Internal => "internal_error",
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, where one applies.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after } | ApiError::Busy { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+
+    /// Title and detail in `lang`.
+    pub fn messages(&self, lang: Lang) -> (String, String) {
+        use ApiError::*;
+        let (ti, te, di, de): (&str, &str, String, String) = match self {
+            InvalidOption {
+                name,
+                value,
+                expected,
+            } => (
+                "Opsi tidak valid",
+                "Invalid option",
+                format!("Nilai `{value}` untuk opsi `{name}` tidak valid; yang diterima: {expected}."),
+                format!("The value `{value}` for option `{name}` is invalid; accepted: {expected}."),
+            ),
+            LanguageNotSupported { lang: l, supported } => (
+                "Bahasa tidak didukung oleh model ini",
+                "Language not supported by this model",
+                format!(
+                    "Model yang dimuat tidak dapat membuat takarir dalam bahasa `{l}`. Bahasa yang tersedia: {}.",
+                    supported.join(", ")
+                ),
+                format!(
+                    "The loaded model cannot caption in `{l}`. Available languages: {}.",
+                    supported.join(", ")
+                ),
+            ),
+            NoImage => (
+                "Tidak ada gambar",
+                "No image",
+                "Permintaan tidak berisi gambar. Kirim berkas pada kolom `image`.".into(),
+                "The request contains no image. Send a file in the `image` field.".into(),
+            ),
+            TooManyFiles { max } => (
+                "Terlalu banyak berkas",
+                "Too many files",
+                format!("Paling banyak {max} gambar per permintaan."),
+                format!("At most {max} images per request."),
+            ),
+            PayloadTooLarge { limit } => (
+                "Berkas terlalu besar",
+                "File too large",
+                format!("Ukuran unggahan melebihi batas {} MB.", mb(*limit)),
+                format!("The upload is over the {} MB limit.", mb(*limit)),
+            ),
+            TooManyPixels {
+                width,
+                height,
+                limit_megapixels,
+            } => (
+                "Gambar terlalu besar",
+                "Image too large",
+                format!(
+                    "Gambar berukuran {width}×{height} piksel, melebihi batas {limit_megapixels} megapiksel."
+                ),
+                format!(
+                    "The image is {width}×{height} pixels, over the {limit_megapixels}-megapixel limit."
+                ),
+            ),
+            UnsupportedMediaType => (
+                "Jenis berkas tidak didukung",
+                "Unsupported file type",
+                "Berkas ini bukan gambar yang didukung. Gunakan JPEG, PNG, WebP, GIF, BMP, atau TIFF.".into(),
+                "This file is not a supported image. Use JPEG, PNG, WebP, GIF, BMP or TIFF.".into(),
+            ),
+            EmptyImage => (
+                "Berkas kosong",
+                "Empty file",
+                "Berkas yang dikirim kosong.".into(),
+                "The file sent is empty.".into(),
+            ),
+            CorruptImage => (
+                "Gambar rusak",
+                "Corrupt image",
+                "Gambar tidak dapat dibaca: datanya rusak atau terpotong.".into(),
+                "The image cannot be read: its data is corrupt or truncated.".into(),
+            ),
+            MalformedRequest => (
+                "Permintaan tidak dapat dibaca",
+                "Malformed request",
+                "Isi permintaan tidak dapat dibaca. Kirim multipart/form-data atau gambar mentah dengan Content-Type gambar.".into(),
+                "The request body cannot be read. Send multipart/form-data or a raw image with an image Content-Type.".into(),
+            ),
+            RateLimited { retry_after } => (
+                "Terlalu banyak permintaan",
+                "Too many requests",
+                format!("Anda mengirim terlalu banyak permintaan. Coba lagi dalam {retry_after} detik."),
+                format!("You are sending too many requests. Try again in {retry_after} seconds."),
+            ),
+            Busy { retry_after } => (
+                "Server sedang sibuk",
+                "Server busy",
+                format!("Antrean pemrosesan sedang penuh. Coba lagi dalam {retry_after} detik."),
+                format!("The processing queue is full. Try again in {retry_after} seconds."),
+            ),
+            NotFound => (
+                "Tidak ditemukan",
+                "Not found",
+                "Alamat ini tidak ada.".into(),
+                "There is nothing at this address.".into(),
+            ),
+            MethodNotAllowed => (
+                "Metode tidak diizinkan",
+                "Method not allowed",
+                "Alamat ini tidak menerima metode HTTP tersebut.".into(),
+                "This address does not accept that HTTP method.".into(),
+            ),
+            Internal => (
+                "Kesalahan server",
+                "Server error",
+                "Terjadi kesalahan di server. Sudah dicatat; silakan coba lagi.".into(),
+                "Something went wrong on the server. It has been logged; please try again.".into(),
+            ),
+        };
+        match lang {
+            Lang::Id => (ti.to_string(), di),
+            Lang::En => (te.to_string(), de),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self, lang: Lang, request_id: &str) -> Problem {
+        let (title, detail) = self.messages(lang);
+        Problem {
+            kind: format!("urn:takarir:problem:{}", self.code()),
+            title,
+            status: self.status().as_u16(),
+            detail,
+            code: self.code().to_string(),
+            request_id: request_id.to_string(),
+        }
+    }
+
+    /// The full response for this error.
+    pub fn render(&self, lang: Lang, request_id: &str) -> Response {
+        let body = serde_json::to_vec(&self.problem(lang, request_id)).unwrap_or_default();
+        let mut res = (self.status(), body).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static(lang.code()),
+        );
+        if let Some(s) = self.retry_after() {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    let v = bytes as f64 / 1_000_000.0;
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = self.render(Lang::default(), "");
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::FileTooLarge { limit, .. } => ApiError::PayloadTooLarge { limit },
+            EngineError::TooManyPixels {
+                width,
+                height,
+                limit_megapixels,
+            } => ApiError::TooManyPixels {
+                width,
+                height,
+                limit_megapixels,
+            },
+            EngineError::UnsupportedFormat => ApiError::UnsupportedMediaType,
+            EngineError::Empty => ApiError::EmptyImage,
+            EngineError::CorruptImage(_) => ApiError::CorruptImage,
+            EngineError::InvalidOption(msg) => {
+                // Options are validated before the engine sees them; reaching this is a bug
+                // in that validation, but it is still the client's option, not a 500.
+                tracing::warn!(%msg, "engine refused an option the server accepted");
+                ApiError::InvalidOption {
+                    name: "options".into(),
+                    value: String::new(),
+                    expected: "a combination this model supports",
+                }
+            }
+            other => {
+                tracing::error!(error = %other, "engine failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_differ_by_language_and_codes_are_stable() {
+        let e = ApiError::CorruptImage;
+        assert_ne!(e.messages(Lang::Id), e.messages(Lang::En));
+        let p = e.problem(Lang::En, "r1");
+        assert_eq!(p.status, 422);
+        assert_eq!(p.code, "corrupt_image");
+        assert_eq!(
+            ApiError::from(EngineError::UnsupportedFormat).status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        assert_eq!(mb(20_000_000), "20");
+        assert_eq!(mb(1_500_000), "1.5");
+    }
+}

@@ -1,0 +1,145 @@
+// Takarir web page, progressive enhancement: drag and drop, paste, previews, upload progress,
+// several files, copy buttons. Without this script the form posts to the server and the page
+// comes back with the captions. Loaded from /static (CSP script-src 'self'); builds the DOM with
+// textContent only, never HTML strings.
+(function () {
+  "use strict";
+  var form = document.getElementById("caption-form");
+  if (!form || !window.FormData || !window.XMLHttpRequest) { return; }
+  var input = document.getElementById("image");
+  var zone = document.getElementById("dropzone");
+  var section = document.getElementById("results");
+  var list = document.getElementById("result-list");
+  var t = function (k) { return form.getAttribute("data-t-" + k) || ""; };
+  var uiLang = form.getAttribute("data-ui-lang") || "id";
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined && text !== null) { e.textContent = text; }
+    return e;
+  }
+
+  function copyButton(text) {
+    var b = el("button", "copy", t("copy"));
+    b.type = "button";
+    b.addEventListener("click", function () {
+      var done = function () { b.textContent = t("copied"); setTimeout(function () { b.textContent = t("copy"); }, 1500); };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(text).then(done, function () {});
+      }
+    });
+    return b;
+  }
+
+  function addCopyButtons(root) {
+    var items = root.querySelectorAll("li.caption");
+    for (var i = 0; i < items.length; i++) {
+      if (!items[i].querySelector("button")) { items[i].appendChild(copyButton(items[i].firstChild ? items[i].firstChild.textContent : "")); }
+    }
+  }
+  addCopyButtons(document);
+
+  function option(name) {
+    var f = form.elements[name];
+    if (!f) { return null; }
+    if (f.type === "checkbox") { return f.checked ? "true" : "false"; }
+    return f.value;
+  }
+
+  function showResult(li, data) {
+    var ul = el("ul", "captions");
+    (data.captions || []).forEach(function (c) {
+      var item = el("li", "caption", c.text);
+      item.lang = c.lang;
+      item.appendChild(copyButton(c.text));
+      ul.appendChild(item);
+    });
+    li.appendChild(ul);
+    var dl = el("dl", "meta");
+    var add = function (k, v) { if (v) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); } };
+    if (data.image) { add(t("size"), data.image.width + " × " + data.image.height + " (" + data.image.format + ")"); }
+    if (data.metadata) { add(t("camera"), data.metadata.camera); add(t("date"), data.metadata.date_taken); }
+    li.appendChild(dl);
+    if (data.metadata && data.metadata.gps === "present") { li.appendChild(el("p", "notice", t("gps"))); }
+  }
+
+  function upload(file) {
+    section.hidden = false;
+    var li = el("li", "result");
+    li.appendChild(el("p", "filename", file.name || "image"));
+    if (window.URL && URL.createObjectURL) {
+      var img = el("img");
+      img.alt = t("preview") + (file.name ? ": " + file.name : "");
+      img.src = URL.createObjectURL(file);
+      img.addEventListener("load", function () { URL.revokeObjectURL(img.src); });
+      li.appendChild(img);
+    }
+    var status = el("p", "status", t("uploading"));
+    status.setAttribute("role", "status");
+    var bar = el("progress");
+    bar.max = 100; bar.value = 0;
+    bar.setAttribute("aria-label", t("uploading"));
+    li.appendChild(status); li.appendChild(bar);
+    list.appendChild(li);
+
+    var fd = new FormData();
+    fd.append("image", file, file.name || "image");
+    ["lang", "style", "alternatives", "gender_neutral"].forEach(function (n) {
+      var v = option(n); if (v !== null && v !== "") { fd.append(n, v); }
+    });
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/v1/captions");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", function (e) {
+      if (e.lengthComputable) { bar.value = Math.round(100 * e.loaded / e.total); }
+      if (e.loaded === e.total) { status.textContent = t("processing"); bar.removeAttribute("value"); }
+    });
+    xhr.addEventListener("load", function () {
+      li.removeChild(bar);
+      var data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (e) { data = null; }
+      if (xhr.status === 200 && data) {
+        li.removeChild(status);
+        showResult(li, data);
+      } else {
+        li.className = "result failed";
+        status.className = "error-text";
+        status.setAttribute("role", "alert");
+        status.textContent = t("error") + ": " + ((data && data.detail) || xhr.status);
+      }
+    });
+    xhr.addEventListener("error", function () {
+      if (bar.parentNode) { li.removeChild(bar); }
+      status.className = "error-text";
+      status.textContent = t("error");
+    });
+    xhr.send(fd);
+  }
+
+  function handle(files) {
+    for (var i = 0; i < files.length; i++) {
+      if (!files[i].type || files[i].type.indexOf("image/") === 0) { upload(files[i]); }
+    }
+  }
+
+  form.addEventListener("submit", function (e) {
+    if (!input.files || input.files.length === 0) { return; }
+    e.preventDefault();
+    handle(input.files);
+  });
+  ["dragenter", "dragover"].forEach(function (n) {
+    zone.addEventListener(n, function (e) { e.preventDefault(); zone.classList.add("over"); });
+  });
+  ["dragleave", "drop"].forEach(function (n) {
+    zone.addEventListener(n, function () { zone.classList.remove("over"); });
+  });
+  zone.addEventListener("drop", function (e) {
+    e.preventDefault();
+    if (e.dataTransfer && e.dataTransfer.files) { handle(e.dataTransfer.files); }
+  });
+  document.addEventListener("paste", function (e) {
+    if (e.clipboardData && e.clipboardData.files && e.clipboardData.files.length) { handle(e.clipboardData.files); }
+  });
+  document.documentElement.setAttribute("data-js", uiLang);
+})();

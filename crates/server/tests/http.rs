@@ -1,0 +1,889 @@
+//! End-to-end tests: the real server on 127.0.0.1 with a random port and the tiny fixture
+//! model (English only, gibberish captions), spoken to over HTTP with reqwest.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+use takarir_engine::{Captioner, CaptionerOptions};
+use takarir_server::{AppState, Server, ServerConfig};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("samples").join(name)).expect("sample photo")
+}
+
+fn model_dir() -> String {
+    root()
+        .join("fixtures/parity/vit-gpt2-tiny")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn captioner() -> Arc<Captioner> {
+    static C: OnceLock<Arc<Captioner>> = OnceLock::new();
+    C.get_or_init(|| {
+        let mut o = CaptionerOptions::new(model_dir());
+        o.threads = 1;
+        Arc::new(Captioner::load(&o).expect("fixture model loads"))
+    })
+    .clone()
+}
+
+struct TestServer {
+    base: String,
+    client: Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    async fn start(edit: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let mut config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            model: model_dir(),
+            threads: Some(1),
+            rate_limit_per_minute: 0,
+            shutdown_grace_seconds: 5,
+            ..ServerConfig::default()
+        };
+        edit(&mut config);
+        let state = AppState::new(config.clone(), captioner());
+        let server = Server::bind(config, state).await.expect("binds");
+        let addr = server.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        let client = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestServer {
+            base: format!("http://{addr}"),
+            client,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn post_image(
+        &self,
+        query: &str,
+        bytes: Vec<u8>,
+        name: &str,
+        mime: &str,
+    ) -> reqwest::Response {
+        let form = Form::new().part(
+            "image",
+            Part::bytes(bytes)
+                .file_name(name.to_string())
+                .mime_str(mime)
+                .unwrap(),
+        );
+        self.client
+            .post(self.url(&format!("/api/v1/captions{query}")))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Graceful shutdown: the server task must end cleanly.
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).ok();
+        let r = tokio::time::timeout(std::time::Duration::from_secs(20), self.task)
+            .await
+            .expect("server stops within the grace period")
+            .expect("server task did not panic");
+        r.expect("server ran without error");
+    }
+}
+
+async fn problem(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "status for {code}");
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert_eq!(body["request_id"], rid.as_str());
+    assert!(body["type"].as_str().unwrap().ends_with(code));
+    assert!(!body["title"].as_str().unwrap().is_empty());
+    body
+}
+
+/// A PNG of the given declared size: signature, IHDR (with a correct CRC), no pixel data.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&ihdr);
+    out.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn png_1x1() -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(1, 1, image::Rgb([200, 30, 40]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// chelsea.jpg with an EXIF APP1 segment carrying a camera and GPS coordinates.
+fn jpeg_with_gps() -> Vec<u8> {
+    use exif::{Field, In, Rational, Tag, Value as EV};
+    let r = |num, denom| Rational { num, denom };
+    let fields = [
+        Field {
+            tag: Tag::Make,
+            ifd_num: In::PRIMARY,
+            value: EV::Ascii(vec![b"TakarirCam".to_vec()]),
+        },
+        Field {
+            tag: Tag::GPSLatitudeRef,
+            ifd_num: In::PRIMARY,
+            value: EV::Ascii(vec![b"S".to_vec()]),
+        },
+        Field {
+            tag: Tag::GPSLatitude,
+            ifd_num: In::PRIMARY,
+            value: EV::Rational(vec![r(41, 1), r(23, 1), r(98765, 1000)]),
+        },
+        Field {
+            tag: Tag::GPSLongitudeRef,
+            ifd_num: In::PRIMARY,
+            value: EV::Ascii(vec![b"E".to_vec()]),
+        },
+        Field {
+            tag: Tag::GPSLongitude,
+            ifd_num: In::PRIMARY,
+            value: EV::Rational(vec![r(131, 1), r(57, 1), r(24681, 1000)]),
+        },
+    ];
+    let mut w = exif::experimental::Writer::new();
+    for f in &fields {
+        w.push_field(f);
+    }
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    w.write(&mut tiff, false).unwrap();
+    let tiff = tiff.into_inner();
+    let jpeg = sample("chelsea.jpg");
+    assert_eq!(
+        &jpeg[2..4],
+        b"\xff\xe0",
+        "chelsea.jpg starts with JFIF APP0"
+    );
+    let app0_end = 4 + u16::from_be_bytes([jpeg[4], jpeg[5]]) as usize;
+    let mut out = jpeg[..app0_end].to_vec();
+    out.extend_from_slice(b"\xff\xe1");
+    out.extend_from_slice(&((2 + 6 + tiff.len()) as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&jpeg[app0_end..]);
+    out
+}
+
+fn zip_bytes() -> Vec<u8> {
+    // An empty ZIP archive with one stored file "a.txt" containing "hi".
+    let mut z = b"PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec();
+    z.extend_from_slice(&[0xd9, 0x86, 0x99, 0x5d, 2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0]);
+    z.extend_from_slice(b"a.txthi");
+    z.extend_from_slice(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    z
+}
+
+fn assert_security_headers(res: &reqwest::Response) {
+    let h = res.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h.contains_key("x-request-id"));
+    assert!(
+        !h.contains_key("strict-transport-security"),
+        "no HSTS over plain HTTP"
+    );
+}
+
+#[tokio::test]
+async fn read_only_routes_answer_with_security_headers() {
+    let s = TestServer::start(|_| {}).await;
+
+    let res = s.get("/api/v1/health").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_security_headers(&res);
+    let health: Value = res.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["model"], "vit-gpt2-tiny");
+    assert_eq!(health["queue_in_use"], 0);
+
+    let models: Value = s.get("/api/v1/models").await.json().await.unwrap();
+    let m = &models["models"][0];
+    assert_eq!(m["name"], "vit-gpt2-tiny");
+    assert_eq!(m["languages"], serde_json::json!(["en"]));
+    assert_eq!(m["default_language"], "en");
+
+    let res = s.get("/api/v1/openapi.json").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["paths"]["/api/v1/captions"]["post"].is_object());
+    assert!(doc["paths"]["/api/v1/health"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/models"]["get"].is_object());
+    for schema in ["CaptionResponse", "Problem", "MetadataOut", "BatchResponse"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+
+    let res = s.get("/static/app.js").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert_security_headers(&res);
+    assert!(res.text().await.unwrap().contains("XMLHttpRequest"));
+    let res = s.get("/static/app.css").await;
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+
+    // Pages: Indonesian by default, English by Accept-Language, by ?lang and by the cookie.
+    let res = s.get("/").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_security_headers(&res);
+    assert_eq!(res.headers()["content-language"], "id");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<html lang=\"id\">"));
+    assert!(html.contains("Buat takarir"));
+    assert!(html.contains("enctype=\"multipart/form-data\""));
+    assert!(html.contains("<label for=\"image\">"));
+    assert!(html.contains("<script src=\"/static/app.js\" defer></script>"));
+    assert_eq!(html.matches("<script").count(), 1, "no inline script");
+    assert!(!html.contains("style=\""), "no inline styles");
+    assert!(
+        !html.contains("<img"),
+        "no images without alt on the form page"
+    );
+
+    let en = s
+        .client
+        .get(s.url("/"))
+        .header("accept-language", "en-GB,en;q=0.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(en.contains("<html lang=\"en\">"));
+    assert!(en.contains("Caption an image"));
+
+    for path in ["/privacy", "/contact"] {
+        let id = s.get(path).await.text().await.unwrap();
+        let en = s
+            .get(&format!("{path}?lang=en"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_ne!(id, en);
+        assert!(id.contains("<html lang=\"id\">"));
+        assert!(en.contains("<html lang=\"en\">"));
+    }
+    let privacy = s.get("/privacy").await.text().await.unwrap();
+    assert!(privacy.contains("Versi 1.0"));
+    assert!(privacy.contains("tidak disimpan"));
+    assert!(privacy.contains("2026-11-29"));
+    let privacy_en = s.get("/privacy?lang=en").await.text().await.unwrap();
+    assert!(privacy_en.contains("not stored"));
+
+    // The switch link sets a cookie and goes back; a foreign `next` is not followed.
+    let res = s.get("/lang/en?next=%2Fprivacy").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/privacy");
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("lang=en;"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"));
+    let res = s.get("/lang/id?next=//evil.example").await;
+    assert_eq!(res.headers()["location"], "/");
+    let with_cookie = s
+        .client
+        .get(s.url("/contact"))
+        .header("cookie", "lang=en")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_cookie.headers()["content-language"], "en");
+
+    let res = s.get("/nope").await;
+    assert_security_headers(&res);
+    problem(res, 404, "not_found").await;
+    let res = s
+        .client
+        .delete(s.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 405, "method_not_allowed").await;
+
+    let metrics = s.get("/metrics").await;
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn captions_a_jpeg_over_multipart() {
+    let s = TestServer::start(|_| {}).await;
+    let res = s
+        .post_image("", sample("chelsea.jpg"), "chelsea.jpg", "image/jpeg")
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_security_headers(&res);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let rid = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    let body: Value = res.json().await.unwrap();
+    let caps = body["captions"].as_array().unwrap();
+    assert_eq!(caps.len(), 1);
+    assert!(!caps[0]["text"].as_str().unwrap().is_empty());
+    assert_eq!(caps[0]["lang"], "en");
+    assert!(caps[0]["score"].is_number());
+    assert_eq!(body["model"]["name"], "vit-gpt2-tiny");
+    assert!(body["model"]["version"].is_string());
+    assert_eq!(
+        body["image"],
+        serde_json::json!({"width": 448, "height": 296, "format": "jpeg"})
+    );
+    assert_eq!(body["metadata"]["gps"], "absent");
+    assert!(body["metadata"]["camera"].is_null());
+    assert!(body["processing_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(body["request_id"], rid.as_str());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn raw_body_1x1_png() {
+    let s = TestServer::start(|_| {}).await;
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions?style=short"))
+        .header("content-type", "image/png")
+        .body(png_1x1())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["image"],
+        serde_json::json!({"width": 1, "height": 1, "format": "png"})
+    );
+    let text = body["captions"][0]["text"].as_str().unwrap();
+    assert!(text.split_whitespace().count() <= 12, "short style: {text}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn exif_rotated_photo_is_reported_upright() {
+    let s = TestServer::start(|_| {}).await;
+    let body: Value = s
+        .post_image(
+            "",
+            sample("chelsea-exif-rotated.jpg"),
+            "r.jpg",
+            "image/jpeg",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["image"]["width"], 448);
+    assert_eq!(body["image"]["height"], 296);
+    assert_eq!(body["metadata"]["orientation"], 6);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn gps_is_reported_present_but_never_returned() {
+    let s = TestServer::start(|_| {}).await;
+    let res = s
+        .post_image("", jpeg_with_gps(), "gps.jpg", "image/jpeg")
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["metadata"]["gps"], "present");
+    assert_eq!(body["metadata"]["camera"], "TakarirCam");
+    for needle in [
+        "98.765",
+        "98765",
+        "24.681",
+        "24681",
+        "131",
+        "GPS",
+        "Latitude",
+        "Longitude",
+    ] {
+        assert!(!text.contains(needle), "{needle} leaked in {text}");
+    }
+    // The no-JS page warns about the location without showing it.
+    let form = Form::new().part(
+        "image",
+        Part::bytes(jpeg_with_gps())
+            .file_name("gps.jpg")
+            .mime_str("image/jpeg")
+            .unwrap(),
+    );
+    let html = s
+        .client
+        .post(s.url("/"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("memuat lokasi GPS"));
+    assert!(!html.contains("98.765") && !html.contains("98765"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_localised_problems() {
+    let s = TestServer::start(|_| {}).await;
+
+    // A ZIP file sent as an image, over multipart and as a raw body.
+    let res = s
+        .post_image("", zip_bytes(), "photo.jpg", "image/jpeg")
+        .await;
+    let id = problem(res, 415, "unsupported_media_type").await;
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .header("content-type", "application/zip")
+        .header("accept-language", "en")
+        .body(zip_bytes())
+        .send()
+        .await
+        .unwrap();
+    let en = problem(res, 415, "unsupported_media_type").await;
+    assert_ne!(id["detail"], en["detail"], "messages differ by language");
+    assert_eq!(id["title"], "Jenis berkas tidak didukung");
+    assert_eq!(en["title"], "Unsupported file type");
+
+    // A 30000×30000 PNG header is refused before decoding.
+    let started = std::time::Instant::now();
+    let res = s
+        .post_image("", png_header(30000, 30000), "big.png", "image/png")
+        .await;
+    let body = problem(res, 413, "image_too_large").await;
+    assert!(body["detail"].as_str().unwrap().contains("30000"));
+    assert!(started.elapsed().as_secs() < 5);
+
+    // A truncated JPEG.
+    let jpeg = sample("chelsea.jpg");
+    let res = s
+        .post_image(
+            "?lang=en",
+            jpeg[..jpeg.len() / 3].to_vec(),
+            "cut.jpg",
+            "image/jpeg",
+        )
+        .await;
+    // lang=en is also the message language.
+    let body = problem(res, 422, "corrupt_image").await;
+    assert_eq!(body["title"], "Corrupt image");
+
+    // An empty file and no file.
+    let res = s
+        .post_image("", Vec::new(), "empty.jpg", "image/jpeg")
+        .await;
+    problem(res, 422, "empty_image").await;
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 400, "no_image").await;
+
+    // Bad options, in both languages.
+    let res = s
+        .post_image("?alternatives=9", png_1x1(), "a.png", "image/png")
+        .await;
+    let id = problem(res, 400, "invalid_option").await;
+    assert!(id["detail"].as_str().unwrap().contains("tidak valid"));
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions?style=poetic"))
+        .header("accept-language", "en-US")
+        .header("content-type", "image/png")
+        .body(png_1x1())
+        .send()
+        .await
+        .unwrap();
+    let en = problem(res, 400, "invalid_option").await;
+    assert!(en["detail"].as_str().unwrap().contains("is invalid"));
+
+    // The fixture model captions in English only.
+    let res = s
+        .post_image("?lang=id", png_1x1(), "a.png", "image/png")
+        .await;
+    let body = problem(res, 422, "language_not_supported").await;
+    assert_eq!(body["title"], "Bahasa tidak didukung oleh model ini");
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions?lang=both"))
+        .header("accept-language", "en")
+        .header("content-type", "image/png")
+        .body(png_1x1())
+        .send()
+        .await
+        .unwrap();
+    let body = problem(res, 422, "language_not_supported").await;
+    assert_eq!(body["title"], "Language not supported by this model");
+    assert!(body["detail"].as_str().unwrap().contains("en"));
+
+    // The server is still fine.
+    let res = s.post_image("", png_1x1(), "a.png", "image/png").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_over_the_body_limit_get_413() {
+    let s = TestServer::start(|c| c.max_upload_bytes = 10_000).await;
+    let res = s
+        .post_image("", sample("chelsea.jpg"), "c.jpg", "image/jpeg")
+        .await;
+    problem(res, 413, "payload_too_large").await;
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .header("content-type", "image/jpeg")
+        .body(sample("chelsea.jpg"))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 413, "payload_too_large").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn options_alternatives_style_and_batches() {
+    let s = TestServer::start(|_| {}).await;
+    let body: Value = s
+        .post_image(
+            "?alternatives=3&style=detailed&gender_neutral=true&lang=en",
+            sample("coffee.jpg"),
+            "c.jpg",
+            "image/jpeg",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let caps = body["captions"].as_array().unwrap();
+    assert!((1..=3).contains(&caps.len()), "{body}");
+    let texts: std::collections::HashSet<_> = caps
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_lowercase())
+        .collect();
+    assert_eq!(texts.len(), caps.len(), "alternatives are distinct");
+    let scores: Vec<f64> = caps.iter().map(|c| c["score"].as_f64().unwrap()).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
+
+    // Several images in one request: per-image results, a bad one does not sink the others.
+    let form = Form::new()
+        .part(
+            "image",
+            Part::bytes(sample("rocket.jpg")).file_name("rocket.jpg"),
+        )
+        .part("image", Part::bytes(zip_bytes()).file_name("x.zip"))
+        .part("image", Part::bytes(png_1x1()).file_name("dot.png"))
+        .text("style", "short");
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0]["filename"], "rocket.jpg");
+    assert_eq!(results[0]["image"]["width"], 512);
+    assert_eq!(results[1]["error"]["code"], "unsupported_media_type");
+    assert_eq!(results[2]["image"]["height"], 1);
+    for r in [&results[0], &results[2]] {
+        let t = r["captions"][0]["text"].as_str().unwrap();
+        assert!(t.split_whitespace().count() <= 12);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn no_js_form_flow_renders_captions() {
+    let s = TestServer::start(|_| {}).await;
+    let form = Form::new()
+        .part(
+            "image",
+            Part::bytes(sample("astronaut.jpg"))
+                .file_name("astronaut.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        )
+        .text("lang", "en")
+        .text("style", "short")
+        .text("alternatives", "2")
+        .text("gender_neutral", "true");
+    let res = s
+        .client
+        .post(s.url("/"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_security_headers(&res);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<html lang=\"id\">"));
+    assert!(html.contains("astronaut.jpg"));
+    assert!(html.contains("class=\"caption\""), "{html}");
+    assert!(html.contains("512 × 512 (jpeg)"));
+    // The chosen settings stay selected.
+    assert!(html.contains("<option value=\"short\" selected>"));
+    assert!(html.contains("value=\"2\""));
+    assert!(html.contains("id=\"gender_neutral\" name=\"gender_neutral\" value=\"true\" checked"));
+
+    // Errors come back as the page, with the status, in the interface language.
+    let form = Form::new().part("image", Part::bytes(zip_bytes()).file_name("a.zip"));
+    let res = s
+        .client
+        .post(s.url("/"))
+        .header("cookie", "lang=en")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "per-image errors are shown in the list"
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("This file is not a supported image"));
+    let form = Form::new().text("style", "short");
+    let res = s
+        .client
+        .post(s.url("/"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Tidak ada gambar"));
+    assert!(html.contains("role=\"alert\""));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limit_gives_429_with_retry_after() {
+    let s = TestServer::start(|c| c.rate_limit_per_minute = 2).await;
+    for _ in 0..2 {
+        let res = s.post_image("", png_1x1(), "a.png", "image/png").await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .header("accept-language", "en")
+        .header("content-type", "image/png")
+        .body(png_1x1())
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body = problem(res, 429, "rate_limited").await;
+    assert_eq!(body["title"], "Too many requests");
+    // The page form is limited too, and answers in HTML.
+    let form = Form::new().part("image", Part::bytes(png_1x1()).file_name("a.png"));
+    let res = s
+        .client
+        .post(s.url("/"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Terlalu banyak permintaan"));
+    // Reading routes are not limited.
+    assert_eq!(s.get("/api/v1/health").await.status(), StatusCode::OK);
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("takarir_rate_limited_total 2"),
+        "{metrics}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_gives_503_never_a_crash() {
+    let s = Arc::new(TestServer::start(|c| c.queue_capacity = 1).await);
+    let mut saw_busy = false;
+    for _round in 0..3 {
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let form = Form::new()
+                    .part(
+                        "image",
+                        Part::bytes(sample("rocket.jpg")).file_name("a.jpg"),
+                    )
+                    .part(
+                        "image",
+                        Part::bytes(sample("coffee.jpg")).file_name("b.jpg"),
+                    )
+                    .text("style", "detailed")
+                    .text("alternatives", "5");
+                let res = s
+                    .client
+                    .post(s.url("/api/v1/captions"))
+                    .header("accept-language", "en")
+                    .multipart(form)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let retry = res.headers().get("retry-after").cloned();
+                let body: Value = res.json().await.unwrap();
+                (status, retry, body)
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            let (status, retry, body) = t.await.unwrap();
+            match status {
+                200 => ok += 1,
+                503 => {
+                    saw_busy = true;
+                    assert_eq!(body["code"], "busy");
+                    assert_eq!(body["title"], "Server busy");
+                    assert!(retry.is_some());
+                }
+                other => panic!("unexpected status {other}: {body}"),
+            }
+        }
+        assert!(ok >= 1, "at least one request got through");
+        if saw_busy {
+            break;
+        }
+    }
+    assert!(saw_busy, "a full queue answers 503");
+    let health: Value = s.get("/api/v1/health").await.json().await.unwrap();
+    assert_eq!(health["queue_in_use"], 0);
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("takarir_busy_total"));
+    assert!(metrics.contains("takarir_inference_queue_depth 0"));
+    Arc::try_unwrap(s)
+        .ok()
+        .expect("all clients done")
+        .stop()
+        .await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let s = TestServer::start(|_| {}).await;
+    assert_eq!(
+        s.post_image("", png_1x1(), "a.png", "image/png")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let _ = s
+        .post_image("", zip_bytes(), "a.zip", "application/zip")
+        .await;
+    let _ = s.get("/no/such/path/12345").await;
+    let text = s.get("/metrics").await.text().await.unwrap();
+    for needle in [
+        "takarir_http_requests_total{method=\"POST\",route=\"/api/v1/captions\",status=\"200\"} 1",
+        "takarir_http_requests_total{method=\"POST\",route=\"/api/v1/captions\",status=\"415\"} 1",
+        "route=\"unmatched\",status=\"404\"",
+        "takarir_http_request_duration_seconds_bucket{route=\"/api/v1/captions\",status=\"200\"",
+        "takarir_inference_duration_seconds_count 2",
+        "takarir_inference_queue_depth 0",
+        "takarir_inference_queue_capacity 4",
+        "takarir_model_load_seconds",
+        "takarir_images_total{outcome=\"captioned\"} 1",
+        "takarir_images_total{outcome=\"unsupported_media_type\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    assert!(!text.contains("12345"), "raw paths are not labels");
+    assert!(!text.contains("127.0.0.1"), "no client addresses");
+    s.stop().await;
+}
