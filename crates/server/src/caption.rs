@@ -433,7 +433,8 @@ fn convert(ic: ImageCaptions, opts: &Options) -> CaptionedImage {
     let mut captions: Vec<CaptionOut> = Vec::new();
     for c in ic.captions {
         let lang = c.lang.unwrap_or_else(|| "en".into());
-        let mut text = c.text;
+        // A byte-level tokenizer can end on half a character; drop the replacement marks.
+        let mut text = c.text.replace('\u{FFFD}', "").trim().to_string();
         if opts.gender_neutral {
             text = gender_neutral(&text, &lang);
         }

@@ -35,52 +35,60 @@ pub fn templates() -> Environment<'static> {
     env
 }
 
-/// Interface strings.
-fn strings(lang: Lang) -> serde_json::Value {
-    let l = |id: &str, en: &str| lang.pick(id, en).to_string();
-    serde_json::json!({
-        "tagline": l("Takarir gambar otomatis, tanpa menyimpan foto Anda.", "Automatic image captions, without keeping your photos."),
-        "nav_home": l("Beranda", "Home"),
-        "nav_privacy": l("Privasi", "Privacy"),
-        "nav_contact": l("Kontak", "Contact"),
-        "switch_label": l("English", "Bahasa Indonesia"),
-        "switch_title": l("Switch to English", "Ganti ke Bahasa Indonesia"),
-        "skip": l("Langsung ke isi", "Skip to content"),
-        "heading": l("Buat takarir untuk gambar", "Caption an image"),
-        "choose": l("Pilih gambar (boleh lebih dari satu)", "Choose images (several allowed)"),
-        "drop_hint": l("Atau seret gambar ke sini, atau tempel (Ctrl+V). JPEG, PNG, WebP, GIF, BMP, TIFF; maksimum", "Or drag images here, or paste (Ctrl+V). JPEG, PNG, WebP, GIF, BMP, TIFF; at most"),
-        "settings": l("Pengaturan", "Settings"),
-        "caption_lang": l("Bahasa takarir", "Caption language"),
-        "lang_id": l("Bahasa Indonesia", "Indonesian"),
-        "lang_en": l("Bahasa Inggris", "English"),
-        "lang_both": l("Keduanya", "Both"),
-        "style": l("Gaya", "Style"),
-        "style_short": l("Singkat (maks. 12 kata)", "Short (at most 12 words)"),
-        "style_sentence": l("Satu kalimat", "One sentence"),
-        "style_detailed": l("Terperinci", "Detailed"),
-        "alternatives": l("Jumlah alternatif (1–5)", "Alternatives (1–5)"),
-        "gender_neutral": l("Gunakan kata netral gender (orang, anak)", "Use gender-neutral words (person, child)"),
-        "submit": l("Buat takarir", "Create captions"),
-        "results": l("Hasil", "Results"),
-        "caption": l("Takarir", "Caption"),
-        "size": l("Ukuran", "Size"),
-        "format": l("Format", "Format"),
-        "camera": l("Kamera", "Camera"),
-        "date_taken": l("Tanggal diambil", "Date taken"),
-        "gps_present": l("Berkas ini memuat lokasi GPS. Kami tidak membacanya atau menyimpannya, tetapi pertimbangkan untuk menghapusnya sebelum membagikan foto.", "This file contains a GPS location. We neither read nor keep it, but consider removing it before sharing the photo."),
-        "copy": l("Salin", "Copy"),
-        "copied": l("Tersalin", "Copied"),
-        "preview": l("Pratinjau gambar yang diunggah", "Preview of the uploaded image"),
-        "uploading": l("Mengunggah…", "Uploading…"),
-        "processing": l("Memproses…", "Processing…"),
-        "error": l("Gagal", "Failed"),
-        "no_store": l("Gambar diproses di memori dan tidak disimpan.", "Images are processed in memory and not stored."),
-        "model": l("Model", "Model"),
-        "privacy_title": l("Kebijakan Privasi", "Privacy Policy"),
-        "contact_title": l("Kontak", "Contact"),
-        "version": l("Versi", "Version"),
-        "effective": l("berlaku sejak", "effective"),
-    })
+/// Interface strings: (key, Indonesian, English).
+const STRINGS: &[(&str, &str, &str)] = &[
+    ("tagline", "Takarir gambar otomatis, tanpa menyimpan foto Anda.", "Automatic image captions, without keeping your photos."),
+    ("nav_home", "Beranda", "Home"),
+    ("nav_privacy", "Privasi", "Privacy"),
+    ("nav_contact", "Kontak", "Contact"),
+    ("switch_label", "English", "Bahasa Indonesia"),
+    ("switch_title", "Switch to English", "Ganti ke Bahasa Indonesia"),
+    ("skip", "Langsung ke isi", "Skip to content"),
+    ("heading", "Buat takarir untuk gambar", "Caption an image"),
+    ("choose", "Pilih gambar (boleh lebih dari satu)", "Choose images (several allowed)"),
+    ("drop_hint", "Atau seret gambar ke sini, atau tempel (Ctrl+V). JPEG, PNG, WebP, GIF, BMP, TIFF.", "Or drag images here, or paste them (Ctrl+V). JPEG, PNG, WebP, GIF, BMP, TIFF."),
+    ("limit", "Batas", "Limit"),
+    ("images_per_upload", "gambar per kiriman", "images per upload"),
+    ("nav_label", "Navigasi utama", "Main navigation"),
+    ("settings", "Pengaturan", "Settings"),
+    ("caption_lang", "Bahasa takarir", "Caption language"),
+    ("lang_id", "Bahasa Indonesia", "Indonesian"),
+    ("lang_en", "Bahasa Inggris", "English"),
+    ("lang_both", "Keduanya", "Both"),
+    ("style", "Gaya", "Style"),
+    ("style_short", "Singkat (maks. 12 kata)", "Short (at most 12 words)"),
+    ("style_sentence", "Satu kalimat", "One sentence"),
+    ("style_detailed", "Terperinci", "Detailed"),
+    ("alternatives", "Jumlah alternatif (1–5)", "Alternatives (1–5)"),
+    ("gender_neutral", "Gunakan kata netral gender (orang, anak)", "Use gender-neutral words (person, child)"),
+    ("submit", "Buat takarir", "Create captions"),
+    ("results", "Hasil", "Results"),
+    ("caption", "Takarir", "Caption"),
+    ("size", "Ukuran", "Size"),
+    ("format", "Format", "Format"),
+    ("camera", "Kamera", "Camera"),
+    ("date_taken", "Tanggal diambil", "Date taken"),
+    ("gps_present", "Berkas ini memuat lokasi GPS. Kami tidak membacanya atau menyimpannya, tetapi pertimbangkan untuk menghapusnya sebelum membagikan foto.", "This file contains a GPS location. We neither read nor keep it, but consider removing it before sharing the photo."),
+    ("copy", "Salin", "Copy"),
+    ("copied", "Tersalin", "Copied"),
+    ("preview", "Pratinjau gambar yang diunggah", "Preview of the uploaded image"),
+    ("uploading", "Mengunggah…", "Uploading…"),
+    ("processing", "Memproses…", "Processing…"),
+    ("error", "Gagal", "Failed"),
+    ("no_store", "Gambar diproses di memori dan tidak disimpan.", "Images are processed in memory and not stored."),
+    ("model", "Model", "Model"),
+    ("privacy_title", "Kebijakan Privasi", "Privacy Policy"),
+    ("contact_title", "Kontak", "Contact"),
+    ("version", "Versi", "Version"),
+    ("effective", "berlaku sejak", "effective"),
+];
+
+/// Interface strings in one language.
+fn strings(lang: Lang) -> std::collections::BTreeMap<&'static str, &'static str> {
+    STRINGS
+        .iter()
+        .map(|&(k, id, en)| (k, lang.pick(id, en)))
+        .collect()
 }
 
 #[derive(Serialize)]

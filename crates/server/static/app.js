@@ -11,7 +11,6 @@
   var section = document.getElementById("results");
   var list = document.getElementById("result-list");
   var t = function (k) { return form.getAttribute("data-t-" + k) || ""; };
-  var uiLang = form.getAttribute("data-ui-lang") || "id";
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -141,5 +140,4 @@
   document.addEventListener("paste", function (e) {
     if (e.clipboardData && e.clipboardData.files && e.clipboardData.files.length) { handle(e.clipboardData.files); }
   });
-  document.documentElement.setAttribute("data-js", uiLang);
 })();

@@ -594,7 +594,23 @@ async fn bad_input_is_refused_with_localised_problems() {
 
 #[tokio::test]
 async fn uploads_over_the_body_limit_get_413() {
-    let s = TestServer::start(|c| c.max_upload_bytes = 10_000).await;
+    let s = TestServer::start(|c| {
+        c.max_upload_bytes = 10_000;
+        c.max_files = 1;
+    })
+    .await;
+    let form = Form::new()
+        .part("image", Part::bytes(png_1x1()).file_name("a.png"))
+        .part("image", Part::bytes(png_1x1()).file_name("b.png"));
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(res, 400, "too_many_files").await;
+    assert!(body["detail"].as_str().unwrap().contains('1'));
     let res = s
         .post_image("", sample("chelsea.jpg"), "c.jpg", "image/jpeg")
         .await;
@@ -886,4 +902,126 @@ async fn metrics_count_requests_by_route_and_status() {
     assert!(!text.contains("12345"), "raw paths are not labels");
     assert!(!text.contains("127.0.0.1"), "no client addresses");
     s.stop().await;
+}
+
+/// Makes a CA and a `localhost`/127.0.0.1 certificate signed by it with the `openssl` tool.
+fn make_certs(dir: &std::path::Path) -> bool {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Takarir Test CA",
+    ]) && run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=localhost",
+    ]) && run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ])
+}
+
+#[tokio::test]
+async fn https_with_hsts_when_a_certificate_is_configured() {
+    let dir = std::env::temp_dir().join(format!("takarir-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if !make_certs(&dir) {
+        eprintln!("skipped: the openssl tool is not available to make a test certificate");
+        return;
+    }
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let s = TestServer::start(|c| {
+        c.tls_cert = Some(cert);
+        c.tls_key = Some(key);
+    })
+    .await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+    let client = Client::builder()
+        .add_root_certificate(ca)
+        .https_only(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let port = s.base.rsplit(':').next().unwrap().to_string();
+    let res = client
+        .get(format!("https://localhost:{port}/api/v1/health"))
+        .send()
+        .await
+        .expect("TLS handshake with the configured certificate");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let form = Form::new().part("image", Part::bytes(png_1x1()).file_name("a.png"));
+    let res = client
+        .post(format!("https://localhost:{port}/api/v1/captions"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = client
+        .get(format!("https://localhost:{port}/lang/en"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("; Secure"));
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.client.get(s.url("/api/v1/health")).send(),
+    )
+    .await
+    .expect("refused promptly");
+    assert!(plain.is_err());
+    s.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
 }
