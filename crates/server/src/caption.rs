@@ -279,7 +279,17 @@ pub fn client_ip(req: &Request) -> std::net::IpAddr {
 }
 
 /// Reads images and options from a multipart form or a raw image body. Images stay in memory.
+/// At most `max_concurrent_uploads` bodies are received at once (503 past that), each within
+/// `upload_timeout_seconds` (408).
 pub async fn read_submission(state: &AppState, req: Request) -> Result<Submission, ApiError> {
+    let _permit = state.upload_permit()?;
+    let timeout = std::time::Duration::from_secs(state.config().upload_timeout_seconds);
+    tokio::time::timeout(timeout, read_body(state, req))
+        .await
+        .map_err(|_| ApiError::UploadTimeout)?
+}
+
+async fn read_body(state: &AppState, req: Request) -> Result<Submission, ApiError> {
     let limit = state.config().max_upload_bytes;
     let mut sub = Submission {
         pairs: req

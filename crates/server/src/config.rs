@@ -21,6 +21,8 @@ use serde::Deserialize;
 /// | `max_files` | `10` | most images in one request |
 /// | `max_megapixels` | `40` | largest image, in megapixels (checked on the header, before decoding) |
 /// | `queue_capacity` | `4` | most caption requests in the inference queue (running or waiting); past it: 503 |
+/// | `max_concurrent_uploads` | `16` | caption requests whose bodies are being received at once (bounds upload memory to this × `max_upload_bytes`); past it: 503 |
+/// | `upload_timeout_seconds` | `60` | time allowed to receive one request body; past it: 408 |
 /// | `rate_limit_per_minute` | `30` | caption requests per client IP per minute (token bucket, burst of the same size); `0` turns it off |
 /// | `data_dir` | `data` | directory for the server's own state (created at start). Uploads are never written anywhere, this directory included |
 /// | `tls_cert` | none | PEM certificate chain; with `tls_key`, serves HTTPS (and sends HSTS) |
@@ -44,6 +46,10 @@ pub struct ServerConfig {
     pub max_megapixels: u64,
     /// Most caption requests admitted to inference at once (running or waiting).
     pub queue_capacity: usize,
+    /// Caption requests receiving their body at once.
+    pub max_concurrent_uploads: usize,
+    /// Seconds allowed to receive one request body.
+    pub upload_timeout_seconds: u64,
     /// Caption requests per client IP per minute; 0 disables rate limiting.
     pub rate_limit_per_minute: u32,
     /// The server's own state directory. Never holds uploads.
@@ -68,6 +74,8 @@ impl Default for ServerConfig {
             max_files: 10,
             max_megapixels: 40,
             queue_capacity: 4,
+            max_concurrent_uploads: 16,
+            upload_timeout_seconds: 60,
             rate_limit_per_minute: 30,
             data_dir: PathBuf::from("data"),
             tls_cert: None,
@@ -87,6 +95,8 @@ const KEYS: &[(&str, bool)] = &[
     ("max_files", true),
     ("max_megapixels", true),
     ("queue_capacity", true),
+    ("max_concurrent_uploads", true),
+    ("upload_timeout_seconds", true),
     ("rate_limit_per_minute", true),
     ("data_dir", false),
     ("tls_cert", false),
@@ -144,6 +154,12 @@ impl ServerConfig {
         }
         if self.queue_capacity == 0 {
             bail!("queue_capacity must be at least 1");
+        }
+        if self.max_concurrent_uploads == 0 {
+            bail!("max_concurrent_uploads must be at least 1");
+        }
+        if self.upload_timeout_seconds == 0 {
+            bail!("upload_timeout_seconds must be positive");
         }
         if self.max_megapixels == 0 {
             bail!("max_megapixels must be positive");

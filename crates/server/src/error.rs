@@ -66,6 +66,8 @@ pub enum ApiError {
     CorruptImage,
     /// The request itself could not be read (malformed multipart, ...).
     MalformedRequest,
+    /// The request body did not arrive in time.
+    UploadTimeout,
     /// The client is over its rate limit.
     RateLimited {
         /// Seconds until a request will be admitted.
@@ -116,6 +118,7 @@ impl ApiError {
             PayloadTooLarge { .. } | TooManyPixels { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            UploadTimeout => StatusCode::REQUEST_TIMEOUT,
             Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -138,6 +141,7 @@ impl ApiError {
             CorruptImage => "corrupt_image",
             MalformedRequest => "malformed_request",
             RateLimited { .. } => "rate_limited",
+            UploadTimeout => "upload_timeout",
             Busy { .. } => "busy",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
@@ -236,6 +240,12 @@ impl ApiError {
                 "Malformed request",
                 "Isi permintaan tidak dapat dibaca. Kirim multipart/form-data atau gambar mentah dengan Content-Type gambar.".into(),
                 "The request body cannot be read. Send multipart/form-data or a raw image with an image Content-Type.".into(),
+            ),
+            UploadTimeout => (
+                "Unggahan terlalu lama",
+                "Upload too slow",
+                "Gambar tidak selesai diterima dalam batas waktu. Periksa koneksi Anda dan coba lagi.".into(),
+                "The image did not arrive within the time limit. Check your connection and try again.".into(),
             ),
             RateLimited { retry_after } => (
                 "Terlalu banyak permintaan",

@@ -43,6 +43,7 @@ struct Inner {
     config: ServerConfig,
     captioner: Arc<Captioner>,
     queue: Arc<Semaphore>,
+    uploads: Arc<Semaphore>,
     limiter: ratelimit::RateLimiter,
     metrics: metrics::Metrics,
     templates: minijinja::Environment<'static>,
@@ -60,6 +61,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 queue: Arc::new(Semaphore::new(config.queue_capacity)),
+                uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
                 limiter: ratelimit::RateLimiter::new(config.rate_limit_per_minute),
                 templates: web::templates(),
                 started: Instant::now(),
@@ -143,6 +145,14 @@ impl AppState {
     /// Forgets rate-limit buckets that have refilled.
     pub fn prune_rate_limits(&self) {
         self.inner.limiter.prune();
+    }
+
+    /// A place among the requests receiving their body, or 503 at once when all are taken.
+    pub fn upload_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.inner.uploads.clone().try_acquire_owned().map_err(|_| {
+            self.inner.metrics.busy.inc();
+            ApiError::Busy { retry_after: 5 }
+        })
     }
 
     /// Takes a rate-limit token for the client, or 429.

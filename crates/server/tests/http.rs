@@ -1025,3 +1025,84 @@ async fn https_with_hsts_when_a_certificate_is_configured() {
     s.stop().await;
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Opens a connection that sends headers and part of a body, then stalls.
+async fn stalled_upload(base: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let addr = base.trim_start_matches("http://");
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        format!(
+            "POST /api/v1/captions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: image/png\r\n\
+             Content-Length: 100000\r\nAccept-Language: en\r\n\r\nPNG"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_uploads_time_out_and_are_bounded() {
+    use tokio::io::AsyncReadExt;
+    let s = TestServer::start(|c| {
+        c.upload_timeout_seconds = 2;
+        c.max_concurrent_uploads = 1;
+    })
+    .await;
+    let mut stalled = stalled_upload(&s.base).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The only upload place is taken: another upload is refused at once.
+    let res = s.post_image("", png_1x1(), "a.png", "image/png").await;
+    assert!(res.headers().contains_key("retry-after"));
+    problem(res, 503, "busy").await;
+    // The stalled one gets 408 once its time is up.
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stalled.read(&mut buf))
+        .await
+        .expect("answered within the timeout")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(head.contains("upload_timeout"), "{head}");
+    drop(stalled);
+    // And the place is free again.
+    let res = s.post_image("", png_1x1(), "a.png", "image/png").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_requests_in_flight() {
+    let s = TestServer::start(|_| {}).await;
+    let client = s.client.clone();
+    let url = s.url("/api/v1/captions?style=detailed&alternatives=5");
+    let request = tokio::spawn(async move {
+        let form = Form::new()
+            .part(
+                "image",
+                Part::bytes(sample("rocket.jpg")).file_name("a.jpg"),
+            )
+            .part(
+                "image",
+                Part::bytes(sample("astronaut.jpg")).file_name("b.jpg"),
+            );
+        client
+            .post(url)
+            .multipart(form)
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    // Wait (boundedly) until the request is in inference, then ask the server to stop.
+    for _ in 0..500 {
+        let h: Value = s.get("/api/v1/health").await.json().await.unwrap();
+        if h["queue_in_use"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    s.stop().await;
+    assert_eq!(request.await.unwrap().unwrap(), StatusCode::OK);
+}
