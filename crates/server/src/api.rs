@@ -214,7 +214,7 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
         .unwrap_or_default();
     let mut hint = None;
     let result = async {
-        state.rate_limit(client_ip(&req))?;
+        state.rate_limit(client_ip(&req, state.config().trust_forwarded_for))?;
         let sub = read_submission(&state, req).await?;
         hint = sub.lang_hint();
         let opts = sub.options()?;

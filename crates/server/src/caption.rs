@@ -270,8 +270,23 @@ impl Submission {
     }
 }
 
-/// The client address, as the connection reports it.
-pub fn client_ip(req: &Request) -> std::net::IpAddr {
+/// The client address: the connection's peer, or, when `trust_forwarded_for` is on (the server
+/// is behind a reverse proxy), the last address in `X-Forwarded-For` (the one the proxy added).
+/// Used only as a rate-limit key in memory; never logged.
+pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> std::net::IpAddr {
+    if trust_forwarded_for {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+            .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())

@@ -24,6 +24,7 @@ use serde::Deserialize;
 /// | `max_concurrent_uploads` | `16` | caption requests whose bodies are being received at once (bounds upload memory to this × `max_upload_bytes`); past it: 503 |
 /// | `upload_timeout_seconds` | `60` | time allowed to receive one request body; past it: 408 |
 /// | `rate_limit_per_minute` | `30` | caption requests per client IP per minute (token bucket, burst of the same size); `0` turns it off |
+/// | `trust_forwarded_for` | `false` | behind a reverse proxy: rate-limit by the last `X-Forwarded-For` address instead of the peer (turn on only when a proxy always sets it) |
 /// | `data_dir` | `data` | directory for the server's own state (created at start). Uploads are never written anywhere, this directory included |
 /// | `tls_cert` | none | PEM certificate chain; with `tls_key`, serves HTTPS (and sends HSTS) |
 /// | `tls_key` | none | PEM private key |
@@ -52,6 +53,8 @@ pub struct ServerConfig {
     pub upload_timeout_seconds: u64,
     /// Caption requests per client IP per minute; 0 disables rate limiting.
     pub rate_limit_per_minute: u32,
+    /// Rate-limit by the last `X-Forwarded-For` address (behind a trusted reverse proxy).
+    pub trust_forwarded_for: bool,
     /// The server's own state directory. Never holds uploads.
     pub data_dir: PathBuf,
     /// PEM certificate chain for HTTPS.
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             max_concurrent_uploads: 16,
             upload_timeout_seconds: 60,
             rate_limit_per_minute: 30,
+            trust_forwarded_for: false,
             data_dir: PathBuf::from("data"),
             tls_cert: None,
             tls_key: None,
@@ -86,23 +90,32 @@ impl Default for ServerConfig {
     }
 }
 
-/// Keys and whether their environment value is a number (otherwise a string).
-const KEYS: &[(&str, bool)] = &[
-    ("listen", false),
-    ("model", false),
-    ("threads", true),
-    ("max_upload_bytes", true),
-    ("max_files", true),
-    ("max_megapixels", true),
-    ("queue_capacity", true),
-    ("max_concurrent_uploads", true),
-    ("upload_timeout_seconds", true),
-    ("rate_limit_per_minute", true),
-    ("data_dir", false),
-    ("tls_cert", false),
-    ("tls_key", false),
-    ("contact_email", false),
-    ("shutdown_grace_seconds", true),
+/// How an environment value is read.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Number,
+    Flag,
+}
+
+/// Keys and how their environment value is read.
+const KEYS: &[(&str, Kind)] = &[
+    ("listen", Kind::Text),
+    ("model", Kind::Text),
+    ("threads", Kind::Number),
+    ("max_upload_bytes", Kind::Number),
+    ("max_files", Kind::Number),
+    ("max_megapixels", Kind::Number),
+    ("queue_capacity", Kind::Number),
+    ("max_concurrent_uploads", Kind::Number),
+    ("upload_timeout_seconds", Kind::Number),
+    ("rate_limit_per_minute", Kind::Number),
+    ("trust_forwarded_for", Kind::Flag),
+    ("data_dir", Kind::Text),
+    ("tls_cert", Kind::Text),
+    ("tls_key", Kind::Text),
+    ("contact_email", Kind::Text),
+    ("shutdown_grace_seconds", Kind::Number),
 ];
 
 impl ServerConfig {
@@ -125,17 +138,24 @@ impl ServerConfig {
             }
             None => toml::Table::new(),
         };
-        for &(key, numeric) in KEYS {
+        for &(key, kind) in KEYS {
             let var = format!("TAKARIR_{}", key.to_ascii_uppercase());
             let Some(value) = env(&var) else { continue };
-            let value = if numeric {
-                let n: i64 = value
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{var}={value:?} is not a whole number"))?;
-                toml::Value::Integer(n)
-            } else {
-                toml::Value::String(value)
+            let value = match kind {
+                Kind::Number => toml::Value::Integer(
+                    value
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("{var}={value:?} is not a whole number"))?,
+                ),
+                Kind::Flag => {
+                    toml::Value::Boolean(match value.trim().to_ascii_lowercase().as_str() {
+                        "1" | "true" | "yes" | "on" => true,
+                        "0" | "false" | "no" | "off" | "" => false,
+                        _ => bail!("{var}={value:?} is not true or false"),
+                    })
+                }
+                Kind::Text => toml::Value::String(value),
             };
             table.insert(key.to_string(), value);
         }
@@ -195,12 +215,14 @@ mod tests {
         .unwrap();
         let c = ServerConfig::load_from(Some(&file), |k| match k {
             "TAKARIR_QUEUE_CAPACITY" => Some("7".into()),
+            "TAKARIR_TRUST_FORWARDED_FOR" => Some("yes".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.queue_capacity, 7);
         assert_eq!(c.model, "m");
+        assert!(c.trust_forwarded_for);
         assert_eq!(c.max_upload_bytes, 20_000_000);
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         assert!(ServerConfig::load_from(Some(&file), |_| None).is_err());

@@ -183,7 +183,7 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
         ..Options::default()
     };
     let outcome = async {
-        state.rate_limit(client_ip(&req))?;
+        state.rate_limit(client_ip(&req, state.config().trust_forwarded_for))?;
         let sub = read_submission(&state, req).await?;
         let opts = sub.options()?;
         form = opts.clone();

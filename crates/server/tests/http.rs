@@ -795,13 +795,49 @@ async fn rate_limit_gives_429_with_retry_after() {
         .await
         .unwrap()
         .contains("Terlalu banyak permintaan"));
+    // Behind no trusted proxy, X-Forwarded-For does not give a new bucket.
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("content-type", "image/png")
+        .body(png_1x1())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     // Reading routes are not limited.
     assert_eq!(s.get("/api/v1/health").await.status(), StatusCode::OK);
     let metrics = s.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains("takarir_rate_limited_total 2"),
+        metrics.contains("takarir_rate_limited_total 3"),
         "{metrics}"
     );
+    s.stop().await;
+
+    // Behind a trusted proxy, each forwarded client has its own bucket.
+    let s = TestServer::start(|c| {
+        c.rate_limit_per_minute = 1;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let send = |xff: &'static str| {
+        s.client
+            .post(s.url("/api/v1/captions"))
+            .header("x-forwarded-for", xff)
+            .header("content-type", "image/png")
+            .body(png_1x1())
+            .send()
+    };
+    assert_eq!(
+        send("198.51.100.1, 203.0.113.1").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send("203.0.113.1").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(send("203.0.113.2").await.unwrap().status(), StatusCode::OK);
     s.stop().await;
 }
 
