@@ -24,21 +24,33 @@ enum Command {
     Eval(commands::eval::Args),
     /// Time the engine (and a Python onnxruntime reference) on a model.
     Bench(commands::bench::Args),
+    /// Run the caption service: HTTP API, web page and metrics.
+    Serve(commands::serve::Args),
+}
+
+/// The service logs its requests (ids, routes, statuses, timings) by default; one-shot commands
+/// only warn.
+fn default_log(cli: &Cli) -> &'static str {
+    match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    }
 }
 
 fn main() {
+    let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TAKARIR_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| default_log(&cli).into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Caption(a) => commands::caption::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Serve(a) => commands::serve::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -188,7 +188,7 @@ fn unsupported_language_and_bad_options_fail_before_any_work() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("English only"),
+        text(&out.stderr).contains("`id` is not supported"),
         "{}",
         text(&out.stderr)
     );

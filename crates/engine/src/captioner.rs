@@ -131,6 +131,8 @@ pub struct ModelInfo {
     pub model_type: String,
     /// Languages it captions in.
     pub languages: Vec<String>,
+    /// `model_version` from config.json, or `unversioned`; `+int8` when quantized graphs run.
+    pub version: String,
     /// Whether int8 graphs are in use.
     pub quantized: bool,
     /// Time to open the graphs, in milliseconds.
@@ -203,8 +205,14 @@ impl Captioner {
         } else {
             model_config.languages.keys().cloned().collect()
         };
+        let version = format!(
+            "{}{}",
+            model_config.version.as_deref().unwrap_or("unversioned"),
+            if files.quantized { "+int8" } else { "" }
+        );
         let info = ModelInfo {
             name,
+            version,
             model_type: model_config.model_type.clone(),
             languages,
             quantized: files.quantized,
@@ -279,19 +287,13 @@ impl Captioner {
             .lang
             .clone()
             .unwrap_or_else(|| self.default_language().to_string());
-        if self.model_config.languages.is_empty() {
-            if lang != "en" {
-                return Err(EngineError::InvalidOption(format!(
-                    "this model captions in English only, not `{lang}`"
-                )));
-            }
-        } else {
-            let token = self.model_config.languages.get(&lang).ok_or_else(|| {
-                EngineError::InvalidOption(format!(
-                    "language `{lang}` is not supported by this model (supported: {})",
-                    self.info.languages.join(", ")
-                ))
-            })?;
+        if !self.info.languages.contains(&lang) {
+            return Err(EngineError::UnsupportedLanguage {
+                lang,
+                supported: self.info.languages.clone(),
+            });
+        }
+        if let Some(token) = self.model_config.languages.get(&lang) {
             g.forced_first_token = self.tokenizer.token_to_id(token);
         }
         g.validate()?;

@@ -35,6 +35,8 @@ impl OneOrMany {
 pub struct ModelConfig {
     /// `model_type`, for display.
     pub model_type: String,
+    /// `model_version`, a release label the model's publisher sets (Takarir's models do).
+    pub version: Option<String>,
     /// First decoder input token.
     pub decoder_start_token_id: u32,
     /// Tokens that end a caption.
@@ -105,6 +107,10 @@ impl ModelConfig {
                 .and_then(Value::as_str)
                 .unwrap_or("unknown")
                 .to_string(),
+            version: cfg
+                .get("model_version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             decoder_start_token_id,
             eos_token_ids,
             pad_token_id,

@@ -50,6 +50,14 @@ pub enum EngineError {
     /// The image format was recognised but the data is corrupt or truncated.
     #[error("corrupt image: {0}")]
     CorruptImage(String),
+    /// The model does not caption in the requested language.
+    #[error("language `{lang}` is not supported by this model (supported: {})", supported.join(", "))]
+    UnsupportedLanguage {
+        /// Requested language code.
+        lang: String,
+        /// Languages the model has.
+        supported: Vec<String>,
+    },
     /// A generation option is invalid or the combination is unsupported.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -217,5 +217,9 @@ fn unsupported_language_is_a_clear_error() {
             ..Default::default()
         })
         .unwrap_err();
-    assert!(err.to_string().contains("English only"), "{err}");
+    assert!(
+        matches!(&err, takarir_engine::EngineError::UnsupportedLanguage { lang, supported } if lang == "id" && supported == &["en"]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not supported"), "{err}");
 }

@@ -169,11 +169,7 @@ pub(crate) fn model_out(state: &AppState) -> ModelOut {
 }
 
 fn model_version(info: &takarir_engine::ModelInfo) -> String {
-    if info.quantized {
-        format!("{}+int8", info.model_type)
-    } else {
-        info.model_type.clone()
-    }
+    info.version.clone()
 }
 
 /// Caption one or more images.

@@ -350,6 +350,9 @@ impl From<EngineError> for ApiError {
             EngineError::UnsupportedFormat => ApiError::UnsupportedMediaType,
             EngineError::Empty => ApiError::EmptyImage,
             EngineError::CorruptImage(_) => ApiError::CorruptImage,
+            EngineError::UnsupportedLanguage { lang, supported } => {
+                ApiError::LanguageNotSupported { lang, supported }
+            }
             EngineError::InvalidOption(msg) => {
                 // Options are validated before the engine sees them; reaching this is a bug
                 // in that validation, but it is still the client's option, not a 500.

@@ -47,6 +47,9 @@ pub struct Args {
     /// Images per encoder run
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     batch: u16,
+    /// Include generated token ids in JSON output (for parity checks against other runtimes)
+    #[arg(long)]
+    tokens: bool,
 }
 
 /// Generation options shared by `caption`, `eval` and `bench`; unset ones keep the model's defaults.
@@ -167,6 +170,8 @@ struct CaptionOut<'a> {
     text: &'a str,
     lang: Option<&'a str>,
     score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<&'a [u32]>,
 }
 
 fn csv_field(s: &str) -> String {
@@ -177,12 +182,13 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn outs(c: &[Caption]) -> Vec<CaptionOut<'_>> {
+fn outs(c: &[Caption], tokens: bool) -> Vec<CaptionOut<'_>> {
     c.iter()
         .map(|c| CaptionOut {
             text: &c.text,
             lang: c.lang.as_deref(),
             score: c.score,
+            tokens: tokens.then_some(c.tokens.as_slice()),
         })
         .collect()
 }
@@ -255,7 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             let record = match &result {
                 Ok(r) => Record {
                     file: file.clone(),
-                    captions: Some(outs(&r.captions)),
+                    captions: Some(outs(&r.captions, args.tokens)),
                     width: Some(r.width),
                     height: Some(r.height),
                     format: Some(r.format),

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod caption;
 pub mod eval;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 
