@@ -45,6 +45,7 @@ fn main() {
                 .unwrap_or_else(|_| default_log(&cli).into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Caption(a) => commands::caption::run(a),

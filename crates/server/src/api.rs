@@ -211,10 +211,11 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
     let mut hint = None;
     let result = async {
         state.rate_limit(client_ip(&req, state.config().trust_forwarded_for))?;
+        let permit = state.queue_permit()?;
         let sub = read_submission(&state, req).await?;
         hint = sub.lang_hint();
         let opts = sub.options()?;
-        let results = caption(&state, sub.uploads, &opts).await?;
+        let results = caption(&state, permit, sub.uploads, &opts).await?;
         let ms = || started.elapsed().as_secs_f64() * 1000.0;
         if results.len() == 1 {
             let r = results.into_iter().next().expect("one result");

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
 use crate::i18n::Lang;
-use crate::AppState;
+use crate::{AppState, QueuePermit};
 
 /// Most alternatives a request may ask for.
 pub const MAX_ALTERNATIVES: usize = 5;
@@ -396,10 +396,12 @@ pub struct ImageResult {
     pub outcome: Result<CaptionedImage, ApiError>,
 }
 
-/// Captions uploads: checks the languages, takes a place in the bounded queue (or fails with
-/// 503 at once), and runs the engine on a blocking thread.
+/// Captions uploads with a place already taken in the bounded queue (callers take it before
+/// reading the body, so a full queue costs a refused request nothing but its headers): checks
+/// the languages and runs the engine on a blocking thread.
 pub async fn caption(
     state: &AppState,
+    permit: QueuePermit,
     uploads: Vec<Upload>,
     opts: &Options,
 ) -> Result<Vec<ImageResult>, ApiError> {
@@ -408,7 +410,6 @@ pub async fn caption(
     }
     let captioner = state.captioner().clone();
     let langs = opts.languages(&captioner.info().languages, captioner.default_language())?;
-    let permit = state.queue_permit()?;
     let opts = opts.clone();
     let metrics = state.metrics().clone();
     let results = tokio::task::spawn_blocking(move || {

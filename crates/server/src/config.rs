@@ -20,7 +20,7 @@ use serde::Deserialize;
 /// | `max_upload_bytes` | `20000000` | largest request body (all images together) and largest image file |
 /// | `max_files` | `10` | most images in one request |
 /// | `max_megapixels` | `40` | largest image, in megapixels (checked on the header, before decoding) |
-/// | `queue_capacity` | `4` | most caption requests in the inference queue (running or waiting); past it: 503 |
+/// | `queue_capacity` | `4` | most caption requests admitted at once (receiving their upload, waiting or running inference); past it: 503 before the body is read |
 /// | `max_concurrent_uploads` | `16` | caption requests whose bodies are being received at once (bounds upload memory to this × `max_upload_bytes`); past it: 503 |
 /// | `upload_timeout_seconds` | `60` | time allowed to receive one request body; past it: 408 |
 /// | `rate_limit_per_minute` | `30` | caption requests per client IP per minute (token bucket, burst of the same size); `0` turns it off |

@@ -184,10 +184,11 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
     };
     let outcome = async {
         state.rate_limit(client_ip(&req, state.config().trust_forwarded_for))?;
+        let permit = state.queue_permit()?;
         let sub = read_submission(&state, req).await?;
         let opts = sub.options()?;
         form = opts.clone();
-        caption(&state, sub.uploads, &opts).await
+        caption(&state, permit, sub.uploads, &opts).await
     }
     .await;
     let selected = context! {
