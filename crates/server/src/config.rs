@@ -25,7 +25,7 @@ use serde::Deserialize;
 /// | `upload_timeout_seconds` | `60` | time allowed to receive one request body; past it: 408 |
 /// | `rate_limit_per_minute` | `30` | caption requests per client IP per minute (token bucket, burst of the same size); `0` turns it off |
 /// | `trust_forwarded_for` | `false` | behind a reverse proxy: rate-limit by the last `X-Forwarded-For` address instead of the peer (turn on only when a proxy always sets it) |
-/// | `data_dir` | `data` | directory for the server's own state (created at start). Uploads are never written anywhere, this directory included |
+/// | `data_dir` | `$XDG_DATA_HOME/takarir` (else `~/.local/share/takarir`, else `data`) | directory for the server's own state (created at start). Uploads are never written anywhere, this directory included |
 /// | `tls_cert` | none | PEM certificate chain; with `tls_key`, serves HTTPS (and sends HSTS) |
 /// | `tls_key` | none | PEM private key |
 /// | `contact_email` | none | operator's contact address shown on the contact and privacy pages |
@@ -81,13 +81,26 @@ impl Default for ServerConfig {
             upload_timeout_seconds: 60,
             rate_limit_per_minute: 30,
             trust_forwarded_for: false,
-            data_dir: PathBuf::from("data"),
+            data_dir: default_data_dir(),
             tls_cert: None,
             tls_key: None,
             contact_email: None,
             shutdown_grace_seconds: 30,
         }
     }
+}
+
+/// The user's data directory (XDG base directories), as `takarir` on a laptop expects.
+fn default_data_dir() -> PathBuf {
+    let xdg = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(|h| PathBuf::from(h).join(".local/share"));
+    xdg.or(home)
+        .map(|d| d.join("takarir"))
+        .unwrap_or_else(|| PathBuf::from("data"))
 }
 
 /// How an environment value is read.
