@@ -419,14 +419,8 @@ impl Captioner {
                     .zip(out)
                     .for_each(|(&i, c)| captions[i] = Some(Ok(c))),
                 Err(e) => {
-                    let msg = e.to_string();
-                    let is_option = matches!(e, EngineError::InvalidOption(_));
                     for &i in &idx {
-                        captions[i] = Some(Err(if is_option {
-                            EngineError::InvalidOption(msg.clone())
-                        } else {
-                            EngineError::Inference(msg.clone())
-                        }));
+                        captions[i] = Some(Err(e.duplicate()));
                     }
                 }
             }

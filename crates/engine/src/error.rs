@@ -79,6 +79,43 @@ impl EngineError {
         }
     }
 
+    /// The same error again, for reporting one batch failure on each of its images (`Io`
+    /// errors, which cannot be cloned, keep their message as an `Inference` error).
+    pub fn duplicate(&self) -> Self {
+        use EngineError::*;
+        match self {
+            Runtime(m) => Runtime(m.clone()),
+            Model { path, reason } => Model {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Hub(m) => Hub(m.clone()),
+            Inference(m) => Inference(m.clone()),
+            FileTooLarge { size, limit } => FileTooLarge {
+                size: *size,
+                limit: *limit,
+            },
+            TooManyPixels {
+                width,
+                height,
+                limit_megapixels,
+            } => TooManyPixels {
+                width: *width,
+                height: *height,
+                limit_megapixels: *limit_megapixels,
+            },
+            UnsupportedFormat => UnsupportedFormat,
+            Empty => Empty,
+            CorruptImage(m) => CorruptImage(m.clone()),
+            UnsupportedLanguage { lang, supported } => UnsupportedLanguage {
+                lang: lang.clone(),
+                supported: supported.clone(),
+            },
+            InvalidOption(m) => InvalidOption(m.clone()),
+            Io { .. } => Inference(self.to_string()),
+        }
+    }
+
     /// True when the error is about the input image rather than the engine or the model.
     pub fn is_input_error(&self) -> bool {
         matches!(

@@ -222,4 +222,17 @@ fn unsupported_language_is_a_clear_error() {
         "{err}"
     );
     assert!(err.to_string().contains("not supported"), "{err}");
+    // Through the batch API, every image gets the same typed error.
+    let bytes = std::fs::read(root().join("samples/astronaut.jpg")).unwrap();
+    let (results, _) = c.caption_images(
+        &[&bytes, &bytes],
+        &CaptionOptions {
+            lang: Some("id".into()),
+            ..Default::default()
+        },
+    );
+    assert!(results.iter().all(|r| matches!(
+        r,
+        Err(takarir_engine::EngineError::UnsupportedLanguage { .. })
+    )));
 }
