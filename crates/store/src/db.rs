@@ -1,0 +1,135 @@
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::consents::Consents;
+use crate::erasure::ErasureLog;
+use crate::history::History;
+use crate::preferences::PreferencesTable;
+use crate::usage::Usage;
+use crate::users::Users;
+use crate::{Error, Result};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The database: SQLite (one node) or PostgreSQL (any number of nodes).
+///
+/// Cloning is cheap (pools are reference-counted). The variants are public so that tests and
+/// tools can inspect the schema; the service itself should go through the table handles.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which backend a [`Db`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    /// Opens the database named by `url` and brings its schema up to date.
+    ///
+    /// - `sqlite://PATH` (or `sqlite:PATH`): the file and its parent directories are created if
+    ///   missing; WAL journal, `synchronous=NORMAL`, `foreign_keys=ON`, 10 s busy timeout.
+    ///   `sqlite::memory:` gives a private in-memory database on a single connection (tests).
+    /// - `postgres://...` / `postgresql://...`: any PostgreSQL 13 or newer.
+    pub async fn connect(url: &str) -> Result<Db> {
+        let db = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let file = options.get_filename().to_owned();
+            let in_memory = file.as_os_str() == ":memory:" || url.contains(":memory:");
+            if !in_memory {
+                if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)?;
+                }
+            }
+            let mut pool = SqlitePoolOptions::new();
+            pool = if in_memory {
+                // Every connection to `:memory:` would be a database of its own.
+                pool.max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+            } else {
+                pool.max_connections(8)
+            };
+            Db::Sqlite(pool.connect_with(options).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Db::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await?,
+            )
+        } else {
+            // Only the scheme: the rest of a URL may hold a password.
+            let scheme = url.split(':').next().unwrap_or_default().to_owned();
+            return Err(Error::UnsupportedDatabaseUrl(scheme));
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Applies the embedded migrations that have not run yet (`connect` already does).
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every connection; waits for those in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    pub fn users(&self) -> Users<'_> {
+        Users(self)
+    }
+
+    pub fn preferences(&self) -> PreferencesTable<'_> {
+        PreferencesTable(self)
+    }
+
+    pub fn history(&self) -> History<'_> {
+        History(self)
+    }
+
+    pub fn consents(&self) -> Consents<'_> {
+        Consents(self)
+    }
+
+    pub fn erasure_log(&self) -> ErasureLog<'_> {
+        ErasureLog(self)
+    }
+
+    pub fn usage(&self) -> Usage<'_> {
+        Usage(self)
+    }
+}

@@ -1,0 +1,225 @@
+//! `history`: captions a user chose to keep (only while history is enabled). Never the image,
+//! never EXIF values: the text, the settings, the time, and the image's size and format.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::users::{found, UserId};
+use crate::{now, Db, Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct HistoryId(pub i64);
+
+impl fmt::Display for HistoryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct HistoryEntry {
+    pub id: HistoryId,
+    pub user_id: UserId,
+    /// The model's caption, as generated.
+    pub caption: String,
+    /// The user's correction, kept beside the original.
+    pub corrected_caption: Option<String>,
+    pub lang: String,
+    pub style: String,
+    #[sqlx(try_from = "i32")]
+    pub width: u32,
+    #[sqlx(try_from = "i32")]
+    pub height: u32,
+    /// Image format name, e.g. `jpeg`.
+    pub format: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl HistoryEntry {
+    /// The caption the user stands by: the correction if any, else the model's.
+    pub fn final_caption(&self) -> &str {
+        self.corrected_caption.as_deref().unwrap_or(&self.caption)
+    }
+}
+
+/// What [`History::create`] needs.
+#[derive(Clone, Debug)]
+pub struct NewHistoryEntry<'a> {
+    pub caption: &'a str,
+    pub lang: &'a str,
+    pub style: &'a str,
+    pub width: u32,
+    pub height: u32,
+    pub format: &'a str,
+}
+
+/// A page of [`History::list`]: newest first.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery<'a> {
+    /// Only entries older than this one (keyset paging).
+    pub before: Option<HistoryId>,
+    /// Case-insensitive substring of the caption or the correction.
+    pub search: Option<&'a str>,
+    /// At most this many (0 means 50).
+    pub limit: u32,
+}
+
+const COLUMNS: &str =
+    "id, user_id, caption, corrected_caption, lang, style, width, height, format, created_at";
+
+fn dimension(name: &'static str, value: u32) -> Result<i32> {
+    i32::try_from(value).map_err(|_| Error::Invalid(name, value.to_string()))
+}
+
+/// `LIKE` pattern for a substring, with `\` as the escape character.
+fn like_pattern(needle: &str) -> String {
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The `history` table, borrowed from [`Db::history`]. Every method is scoped to one user:
+/// another user's entry reads as missing.
+pub struct History<'a>(pub(crate) &'a Db);
+
+impl History<'_> {
+    pub async fn create(&self, user: UserId, new: NewHistoryEntry<'_>) -> Result<HistoryEntry> {
+        let width = dimension("width", new.width)?;
+        let height = dimension("height", new.height)?;
+        let sql = format!(
+            "INSERT INTO history (user_id, caption, lang, style, width, height, format, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
+        );
+        on_db!(self.0, pool => sqlx::query_as::<_, HistoryEntry>(&sql)
+            .bind(user)
+            .bind(new.caption)
+            .bind(new.lang)
+            .bind(new.style)
+            .bind(width)
+            .bind(height)
+            .bind(new.format)
+            .bind(now())
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => Error::NotFound,
+            _ => Error::Database(e),
+        })
+    }
+
+    pub async fn get(&self, user: UserId, id: HistoryId) -> Result<Option<HistoryEntry>> {
+        let sql = format!("SELECT {COLUMNS} FROM history WHERE id = $1 AND user_id = $2");
+        Ok(
+            on_db!(self.0, pool => sqlx::query_as::<_, HistoryEntry>(&sql)
+            .bind(id)
+            .bind(user)
+            .fetch_optional(pool)
+            .await)?,
+        )
+    }
+
+    /// The user's entries, newest first.
+    pub async fn list(&self, user: UserId, query: HistoryQuery<'_>) -> Result<Vec<HistoryEntry>> {
+        let limit = i64::from(if query.limit == 0 { 50 } else { query.limit });
+        let before = query.before.unwrap_or(HistoryId(i64::MAX));
+        let pattern = query.search.map(like_pattern);
+        // SQLite's LIKE ignores ASCII case; PostgreSQL's needs ILIKE.
+        let like = match self.0 {
+            Db::Sqlite(_) => "LIKE",
+            Db::Postgres(_) => "ILIKE",
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM history WHERE user_id = $1 AND id < $2 \
+             AND ($3 IS NULL OR caption {like} $3 ESCAPE '\\' OR corrected_caption {like} $3 ESCAPE '\\') \
+             ORDER BY id DESC LIMIT $4"
+        );
+        Ok(
+            on_db!(self.0, pool => sqlx::query_as::<_, HistoryEntry>(&sql)
+            .bind(user)
+            .bind(before)
+            .bind(pattern.as_deref())
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?,
+        )
+    }
+
+    pub async fn count(&self, user: UserId) -> Result<u64> {
+        let n: i64 = on_db!(self.0, pool => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM history WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_one(pool)
+        .await)?;
+        Ok(n as u64)
+    }
+
+    /// Sets (or with `None`, clears) the user's correction; the model's caption stays.
+    pub async fn correct(
+        &self,
+        user: UserId,
+        id: HistoryId,
+        corrected: Option<&str>,
+    ) -> Result<()> {
+        let n = on_db!(self.0, pool => sqlx::query(
+            "UPDATE history SET corrected_caption = $1 WHERE id = $2 AND user_id = $3",
+        )
+        .bind(corrected)
+        .bind(id)
+        .bind(user)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        found(n)
+    }
+
+    /// Deletes one entry. [`Error::NotFound`] if the user has no such entry.
+    pub async fn delete(&self, user: UserId, id: HistoryId) -> Result<()> {
+        let n = on_db!(self.0, pool => sqlx::query(
+            "DELETE FROM history WHERE id = $1 AND user_id = $2",
+        )
+        .bind(id)
+        .bind(user)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        found(n)
+    }
+
+    /// Deletes all of the user's entries; returns how many.
+    pub async fn delete_all(&self, user: UserId) -> Result<u64> {
+        Ok(
+            on_db!(self.0, pool => sqlx::query("DELETE FROM history WHERE user_id = $1")
+            .bind(user)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?,
+        )
+    }
+
+    /// Deletes entries older than `before` for this user (retention); returns how many.
+    pub async fn delete_older_than(&self, user: UserId, before: OffsetDateTime) -> Result<u64> {
+        // Timestamps are text in SQLite: compare them as instants, not as strings.
+        let sql = match self.0 {
+            Db::Sqlite(_) => {
+                "DELETE FROM history WHERE user_id = $1 AND julianday(created_at) < julianday($2)"
+            }
+            Db::Postgres(_) => "DELETE FROM history WHERE user_id = $1 AND created_at < $2",
+        };
+        Ok(on_db!(self.0, pool => sqlx::query(sql)
+        .bind(user)
+        .bind(before)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+}

@@ -1,0 +1,222 @@
+//! `users`: accounts (optional; everything works anonymously).
+
+use std::fmt;
+
+use aes_gcm::aead::rand_core::RngCore;
+use aes_gcm::aead::OsRng;
+use time::OffsetDateTime;
+
+use crate::error::unique_as_conflict;
+use crate::{now, Db, Error, Result};
+
+/// A user's id. Never reused, not even after an erasure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct UserId(pub i64);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What an account may do. Admins are created from the command line, never by sign-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = Error;
+
+    fn try_from(value: String) -> Result<Self> {
+        match value.as_str() {
+            "user" => Ok(Role::User),
+            "admin" => Ok(Role::Admin),
+            _ => Err(Error::Invalid("role", value)),
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    pub id: UserId,
+    /// Trimmed and lower-cased; unique.
+    pub email: String,
+    pub email_verified_at: Option<OffsetDateTime>,
+    /// An argon2id PHC string, made by the caller; the store never sees a password.
+    pub password_hash: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    subject_salt: Vec<u8>,
+    pub created_at: OffsetDateTime,
+}
+
+impl User {
+    /// The irreversible id that the erasure log records for this user (see [`crate::erasure`]).
+    pub fn subject_hash(&self) -> String {
+        crate::erasure::subject_hash(self.id, &self.subject_salt)
+    }
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("email_verified_at", &self.email_verified_at)
+            .field("password_hash", &"<redacted>")
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Users::create`] needs.
+#[derive(Clone, Debug)]
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+const COLUMNS: &str = "id, email, email_verified_at, password_hash, role, subject_salt, created_at";
+
+/// Email addresses are compared case-insensitively: stored trimmed and lower-cased.
+pub fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    if email.is_empty() || !email.contains('@') || email.len() > 254 {
+        return Err(Error::Invalid("email", email));
+    }
+    Ok(email)
+}
+
+/// The `users` table, borrowed from [`Db::users`].
+pub struct Users<'a>(pub(crate) &'a Db);
+
+impl Users<'_> {
+    /// Creates an account. [`Error::Conflict`]`("email")` if the address is taken.
+    pub async fn create(&self, new: NewUser<'_>) -> Result<User> {
+        let email = normalize_email(new.email)?;
+        let mut salt = vec![0u8; 32];
+        OsRng.fill_bytes(&mut salt);
+        let sql = format!(
+            "INSERT INTO users (email, password_hash, role, subject_salt, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        );
+        on_db!(self.0, pool => sqlx::query_as::<_, User>(&sql)
+            .bind(&email)
+            .bind(new.password_hash)
+            .bind(new.role.as_str())
+            .bind(&salt)
+            .bind(now())
+            .fetch_one(pool)
+            .await)
+        .map_err(|e| unique_as_conflict(e, "email"))
+    }
+
+    pub async fn get(&self, id: UserId) -> Result<Option<User>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+        Ok(on_db!(self.0, pool => sqlx::query_as::<_, User>(&sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Looks an account up by email, case-insensitively.
+    pub async fn get_by_email(&self, email: &str) -> Result<Option<User>> {
+        let Ok(email) = normalize_email(email) else {
+            return Ok(None);
+        };
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
+        Ok(on_db!(self.0, pool => sqlx::query_as::<_, User>(&sql)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Accounts in id order, `limit` at a time, after `after` (keyset paging).
+    pub async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>> {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+        Ok(on_db!(self.0, pool => sqlx::query_as::<_, User>(&sql)
+            .bind(after.unwrap_or(UserId(0)))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    pub async fn count(&self) -> Result<u64> {
+        let n: i64 = on_db!(self.0, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(pool)
+            .await)?;
+        Ok(n as u64)
+    }
+
+    /// Changes the email address; the new one is unverified until [`Users::mark_email_verified`].
+    pub async fn set_email(&self, id: UserId, email: &str) -> Result<()> {
+        let email = normalize_email(email)?;
+        let done = on_db!(self.0, pool => sqlx::query(
+            "UPDATE users SET email = $1, email_verified_at = NULL WHERE id = $2",
+        )
+        .bind(&email)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(|e| unique_as_conflict(e, "email"))?;
+        found(done)
+    }
+
+    pub async fn mark_email_verified(&self, id: UserId, at: OffsetDateTime) -> Result<()> {
+        let done = on_db!(self.0, pool => sqlx::query(
+            "UPDATE users SET email_verified_at = $1 WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        found(done)
+    }
+
+    pub async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
+        let done = on_db!(self.0, pool => sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE id = $2",
+        )
+        .bind(password_hash)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        found(done)
+    }
+
+    pub async fn set_role(&self, id: UserId, role: Role) -> Result<()> {
+        let done = on_db!(self.0, pool => sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role.as_str())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        found(done)
+    }
+}
+
+/// `Ok` when an update touched a row, [`Error::NotFound`] when it touched none.
+pub(crate) fn found(rows: u64) -> Result<()> {
+    if rows == 0 {
+        Err(Error::NotFound)
+    } else {
+        Ok(())
+    }
+}
