@@ -1,0 +1,1 @@
+"""Takarir training: frozen EfficientNet-Lite features -> bilingual transformer caption decoder."""

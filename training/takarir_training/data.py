@@ -1,0 +1,45 @@
+"""Flickr8k access: splits, captions per language, image preprocessing shared by caching and export."""
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("TAKARIR_DATA", ROOT.parent / "shared" / "data" / "flickr8k"))
+CACHE = ROOT / "training" / "cache"
+RUNS = ROOT / "training" / "runs"
+LANGS = ("en", "id")
+
+# EfficientNet-Lite was trained (TF reference builder) with mean 127, std 128 on 0..255 pixels.
+IMAGE_SIZE = 224
+RESCALE = 1 / 255
+MEAN = [0.498, 0.498, 0.498]
+STD = [0.502, 0.502, 0.502]
+
+
+def split(name):
+    """Image names of a split, skipping names without an image file."""
+    names = (DATA / "splits" / f"{name}.txt").read_text().split()
+    return [n for n in names if (DATA / "images" / n).exists()]
+
+
+def captions(lang):
+    """{image name: [5 raw captions]} for one language."""
+    out = {}
+    for line in (DATA / f"captions.{lang}.tsv").read_text(encoding="utf-8").splitlines():
+        key, _, cap = line.partition("\t")
+        out.setdefault(key.split("#")[0], []).append(cap.strip())
+    return out
+
+
+def load_pixels(name, flip=False):
+    """float32 [3,224,224] exactly as preprocessor_config.json describes (resize bilinear, rescale, normalise)."""
+    img = Image.open(DATA / "images" / name).convert("RGB")
+    if img.size != (IMAGE_SIZE, IMAGE_SIZE):
+        img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+    if flip:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    x = np.asarray(img, dtype=np.float32) * RESCALE
+    x = (x - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
+    return x.transpose(2, 0, 1).copy()

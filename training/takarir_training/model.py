@@ -1,0 +1,87 @@
+"""Captioner: frozen CNN grid -> linear projection -> pre-norm transformer decoder with a self-attention KV cache."""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self, d, heads, dropout):
+        super().__init__()
+        self.h, self.dh = heads, d // heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.drop = dropout
+
+    def split(self, x):
+        return x.view(x.shape[0], x.shape[1], self.h, self.dh).transpose(1, 2)
+
+    def forward(self, x, k, v, causal=False):
+        """x: queries [B,T,d]; k,v: already split [B,h,S,dh]."""
+        q = self.split(self.q(x))
+        if causal:  # queries are the last T of S positions
+            T, S = q.shape[2], k.shape[2]  # arange-based mask keeps past length dynamic in ONNX
+            mask = torch.arange(S, device=x.device)[None, :] <= (torch.arange(T, device=x.device) + (S - T))[:, None]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.drop if self.training else 0.0)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.drop if self.training else 0.0)
+        return self.o(y.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+
+class Layer(nn.Module):
+    def __init__(self, d, heads, ff, dropout):
+        super().__init__()
+        self.n1, self.n2, self.n3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.self_attn = Attention(d, heads, dropout)
+        self.cross = Attention(d, heads, dropout)
+        self.ff = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, mem, mem_index=None, past=None):
+        """mem: [M,49,d]; mem_index maps each row of x to its memory row (shared images). Returns x, (k, v)."""
+        a = self.self_attn
+        h = self.n1(x)
+        k, v = a.split(a.k(h)), a.split(a.v(h))
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        x = x + self.drop(a(h, k, v, causal=True))
+        c = self.cross
+        ck, cv = c.split(c.k(mem)), c.split(c.v(mem))
+        if mem_index is not None:
+            ck, cv = ck[mem_index], cv[mem_index]
+        x = x + self.drop(c(self.n2(x), ck, cv))
+        x = x + self.drop(self.ff(self.n3(x)))
+        return x, (k, v)
+
+
+class Captioner(nn.Module):
+    def __init__(self, vocab, feat_dim=1280, d=320, heads=8, layers=3, ff=1280, dropout=0.1, max_len=40, grid=49):
+        super().__init__()
+        self.cfg = dict(vocab=vocab, feat_dim=feat_dim, d=d, heads=heads, layers=layers, ff=ff, dropout=dropout,
+                        max_len=max_len, grid=grid)
+        self.proj = nn.Sequential(nn.Linear(feat_dim, d), nn.LayerNorm(d))
+        self.grid_pos = nn.Parameter(torch.zeros(grid, d))
+        self.mem_drop = nn.Dropout(dropout)
+        self.emb = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(max_len, d)
+        self.layers = nn.ModuleList(Layer(d, heads, ff, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(d)
+        self.drop = nn.Dropout(dropout)
+        nn.init.normal_(self.emb.weight, std=d ** -0.5)
+        nn.init.normal_(self.grid_pos, std=0.02)
+        nn.init.normal_(self.pos.weight, std=0.02)
+
+    def encode(self, feats):
+        """feats [B,49,C] (CNN grid, channels last) -> encoder_hidden_states [B,49,d]."""
+        return self.mem_drop(self.proj(feats.float()) + self.grid_pos)
+
+    def decode(self, ids, mem, mem_index=None, past=None):
+        """ids [B,T] -> logits [B,T,V], presents; positions continue after the cached past."""
+        start = 0 if past is None else past[0][0].shape[2]
+        pos = torch.arange(start, start + ids.shape[1], device=ids.device)
+        x = self.drop(self.emb(ids) * math.sqrt(self.emb.embedding_dim) + self.pos(pos))
+        presents = []
+        for i, layer in enumerate(self.layers):
+            x, kv = layer(x, mem, mem_index, None if past is None else past[i])
+            presents.append(kv)
+        return self.norm(x) @ self.emb.weight.t(), presents

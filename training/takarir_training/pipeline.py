@@ -1,0 +1,81 @@
+"""ONE command: features -> tokenizer -> XE -> SCST -> length-penalty tuning on dev -> test metrics -> ONNX export."""
+import argparse
+import json
+import time
+
+import torch
+
+from .data import RUNS
+from .features import cache_features
+from .tokenizer import train_tokenizer
+from .train import Data, Logger, train_scst, train_xe
+
+CONFIG = {
+    "seed": 1234,
+    "threads": 1,  # the machine is shared with a Rust build: 2 oversubscribed OpenMP threads run ~4x slower
+    "backbone": "lite2",
+    "vocab_size": 5000,
+    "flip_view": False,
+    "model": {"d": 256, "heads": 8, "layers": 3, "ff": 1024, "dropout": 0.15},
+    "lr": 5e-4, "epochs": 8, "patience": 2, "batch_images": 32, "caps_per_lang": 2, "label_smoothing": 0.1,
+    "dev_images": 500,
+    "scst_lr": 5e-5, "scst_epochs": 2, "scst_images": 1500, "scst_batch_images": 24, "scst_samples": 5,
+    "scst_max_tokens": 24,
+    "ft_lr": 1.5e-4, "ft_epochs": 2, "ft_caps_per_lang": 5,  # continue XE from xe_best over all captions
+    "length_penalties": [0.6, 1.0, 1.4],
+}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--name", default="default")
+    p.add_argument("--set", action="append", default=[], help="override, e.g. --set epochs=2 (JSON value)")
+    p.add_argument("--skip-scst", action="store_true")
+    p.add_argument("--no-export", action="store_true")
+    a = p.parse_args()
+    cfg = json.loads(json.dumps(CONFIG))
+    for kv in a.set:
+        k, v = kv.split("=", 1)
+        cfg[k] = json.loads(v)
+    torch.set_num_threads(cfg["threads"])
+    run = RUNS / a.name
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(cfg, indent=1))
+    log = Logger(run)
+    t0 = time.time()
+    log(event="start", config=cfg)
+    cache_features(cfg["backbone"], flip=cfg["flip_view"], log=lambda m: log(event="features", msg=m))
+    log(event="features_done", s=round(time.time() - t0, 1))
+    tok_path = run / "tokenizer.json"
+    if not tok_path.exists():
+        train_tokenizer(tok_path, cfg["vocab_size"])
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(tok_path))
+    data = Data(tok, cfg["backbone"])
+    t1 = time.time()
+    best = train_xe(run, data, tok, cfg, log)
+    log(event="xe_done", best=best, s=round(time.time() - t1, 1))
+    candidates = [run / "xe_best.pt"]
+    if not a.skip_scst and cfg["scst_epochs"] > 0:
+        t1 = time.time()
+        best = train_scst(run, data, tok, cfg, log)
+        log(event="scst_done", best=best, s=round(time.time() - t1, 1))
+        candidates.append(run / "scst_best.pt")
+    if cfg["ft_epochs"] > 0:
+        t1 = time.time()
+        best = train_xe(run, data, tok, cfg, log, stage="ft", init=run / "xe_best.pt")
+        log(event="ft_done", best=best, s=round(time.time() - t1, 1))
+        candidates.append(run / "ft_best.pt")
+    from .evaluate import evaluate_run
+    t1 = time.time()
+    final = evaluate_run(run, candidates, data, tok, cfg, log)["checkpoint"]
+    final = run / final
+    log(event="eval_done", s=round(time.time() - t1, 1))
+    if not a.no_export:
+        from .export import export
+        export(run, final, cfg, log)
+    log(event="done", total_s=round(time.time() - t0, 1))
+
+
+if __name__ == "__main__":
+    main()
