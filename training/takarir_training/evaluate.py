@@ -46,16 +46,18 @@ def caption_split(model, data, tok, names, lang, length_penalty, num_beams=3, ba
     return out
 
 
-def evaluate_run(run, ckpts, data, tok, cfg, log):
-    """Pick checkpoint and length_penalty on dev (mean beam CIDEr-D of both languages), then report test once."""
+def evaluate_run(run, ckpts, data, tok, cfg, log, reuse=None):
+    """Pick checkpoint and length_penalty on dev (mean beam CIDEr-D of both languages), then report test once.
+    reuse: dev results already measured for unchanged checkpoints ({"name lp=x": scores}), to save time."""
     dev, test = split("dev"), split("test")
     results = {"dev": {}, "test": {}}
     best = (-1.0, None, None)
     for ckpt in ckpts:
         model = load_model(ckpt)
         for lp in cfg["length_penalties"]:
-            s = {lang: coco_scores({n: data.caps[lang][n] for n in dev}, caption_split(model, data, tok, dev, lang, lp))
-                 for lang in LANGS}
+            s = (reuse or {}).get(f"{ckpt.name} lp={lp}") or {
+                lang: coco_scores({n: data.caps[lang][n] for n in dev}, caption_split(model, data, tok, dev, lang, lp))
+                for lang in LANGS}
             results["dev"][f"{ckpt.name} lp={lp}"] = s
             mean = sum(x["CIDEr-D"] for x in s.values()) / len(s)
             log(stage="eval", split="dev", checkpoint=ckpt.name, length_penalty=lp, scores=s)
