@@ -29,7 +29,7 @@ fn open(env: &ort::environment::Environment, path: &Path, threads: usize) -> Res
     let load = |e: String| EngineError::model(path, format!("cannot load ONNX graph: {e}"));
     Session::builder(env)
         .map_err(|e| load(e.to_string()))?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(|e| load(e.to_string()))?
         .with_intra_threads(threads.max(1))
         .map_err(|e| load(e.to_string()))?
