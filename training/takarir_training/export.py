@@ -1,5 +1,7 @@
 """Export to the Optimum VisionEncoderDecoder layout: encoder_model.onnx + decoder_model_merged.onnx + JSON configs."""
 import json
+import time
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -90,6 +92,7 @@ def export(run, ckpt, cfg, log=lambda **kw: print(kw), out=OUT):
         "pad_token_id": PAD, "vocab_size": vocab, "decoder_layers": L, "decoder_attention_heads": H, "d_model": d,
         "max_position_embeddings": c["max_len"],
         "languages": {lang: f"<{lang}>" for lang in LANG_ID},
+        "model_version": os.environ.get("TAKARIR_MODEL_VERSION", f"takarir-default-{time.strftime('%Y.%m.%d')}"),
         "takarir": {"run": run.name, "checkpoint": ckpt.name, "backbone": cfg["backbone"]}}, indent=2) + "\n")
     (out / "generation_config.json").write_text(json.dumps({
         "decoder_start_token_id": BOS, "bos_token_id": BOS, "eos_token_id": EOS, "pad_token_id": PAD,
