@@ -1,29 +1,15 @@
 //! End-to-end tests: the real server on 127.0.0.1 with a random port and the tiny fixture
 //! model (English only, gibberish captions), spoken to over HTTP with reqwest.
 
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use takarir_engine::{Captioner, CaptionerOptions};
+mod common;
+use common::{model_dir, sample, zip_bytes};
 use takarir_server::{AppState, Server, ServerConfig};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(root().join("samples").join(name)).expect("sample photo")
-}
-
-fn model_dir() -> String {
-    root()
-        .join("fixtures/parity/vit-gpt2-tiny")
-        .to_string_lossy()
-        .into_owned()
-}
 
 fn captioner() -> Arc<Captioner> {
     static C: OnceLock<Arc<Captioner>> = OnceLock::new();
@@ -216,15 +202,6 @@ fn jpeg_with_gps() -> Vec<u8> {
     out.extend_from_slice(&tiff);
     out.extend_from_slice(&jpeg[app0_end..]);
     out
-}
-
-fn zip_bytes() -> Vec<u8> {
-    // An empty ZIP archive with one stored file "a.txt" containing "hi".
-    let mut z = b"PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec();
-    z.extend_from_slice(&[0xd9, 0x86, 0x99, 0x5d, 2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0]);
-    z.extend_from_slice(b"a.txthi");
-    z.extend_from_slice(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
-    z
 }
 
 fn assert_security_headers(res: &reqwest::Response) {

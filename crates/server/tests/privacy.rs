@@ -15,22 +15,9 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use takarir_engine::{Captioner, CaptionerOptions};
+mod common;
+use common::{model_dir, sample, zip_bytes};
 use takarir_server::{AppState, Server, ServerConfig};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn sample(name: &str) -> Vec<u8> {
-    std::fs::read(root().join("samples").join(name)).expect("sample photo")
-}
-
-fn model_dir() -> String {
-    root()
-        .join("fixtures/parity/vit-gpt2-tiny")
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// The log, as the server would write it to stderr.
 #[derive(Clone, Default)]
@@ -59,14 +46,6 @@ fn png_noise(w: u32, h: u32) -> Vec<u8> {
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
-}
-
-fn zip_bytes() -> Vec<u8> {
-    let mut z = b"PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec();
-    z.extend_from_slice(&[0xd9, 0x86, 0x99, 0x5d, 2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0]);
-    z.extend_from_slice(b"a.txthi");
-    z.extend_from_slice(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
-    z
 }
 
 fn part(bytes: &[u8], name: &str, mime: &str) -> Part {

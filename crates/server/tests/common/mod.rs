@@ -1,0 +1,31 @@
+//! Helpers shared by the server's integration tests: the repository's files and test bodies.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A photo from samples/.
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("samples").join(name)).expect("sample photo")
+}
+
+/// The tiny English-only parity model the tests serve.
+pub fn model_dir() -> String {
+    root()
+        .join("fixtures/parity/vit-gpt2-tiny")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A small valid ZIP archive (one stored file "a.txt" containing "hi"): not an image.
+pub fn zip_bytes() -> Vec<u8> {
+    let mut z = b"PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec();
+    z.extend_from_slice(&[0xd9, 0x86, 0x99, 0x5d, 2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0]);
+    z.extend_from_slice(b"a.txthi");
+    z.extend_from_slice(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+    z
+}
