@@ -14,7 +14,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use takarir_engine::{CaptionOptions, Timings};
 
-use super::ModelArgs;
+use super::{find_up, ModelArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -55,11 +55,6 @@ fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
-}
-
-fn find_up(rel: &str) -> Option<PathBuf> {
-    let cwd = std::env::current_dir().ok()?;
-    cwd.ancestors().map(|a| a.join(rel)).find(|p| p.exists())
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {

@@ -28,21 +28,23 @@ pub struct ModelArgs {
     pub ort_lib: Option<PathBuf>,
 }
 
-/// `models/default` next to the working directory or the executable, or one of their ancestors.
-pub fn default_model() -> Option<PathBuf> {
-    let mut roots: Vec<PathBuf> = std::env::current_dir()
-        .map(|d| d.ancestors().map(Path::to_path_buf).collect())
-        .unwrap_or_default();
-    if let Some(exe) = std::env::current_exe()
+/// `rel` under the working directory or the executable's directory, or one of their ancestors
+/// (nearest first, the working directory's side first).
+pub fn find_up(rel: &str) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok();
+    let exe_dir = std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        roots.extend(exe.ancestors().map(Path::to_path_buf));
-    }
-    roots
-        .into_iter()
-        .map(|r| r.join("models/default"))
-        .find(|p| p.join("config.json").is_file())
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    cwd.iter()
+        .chain(exe_dir.iter())
+        .flat_map(|d| d.ancestors())
+        .map(|a| a.join(rel))
+        .find(|p| p.exists())
+}
+
+/// `models/default`, found as [`find_up`] finds files.
+pub fn default_model() -> Option<PathBuf> {
+    find_up("models/default/config.json").and_then(|p| p.parent().map(Path::to_path_buf))
 }
 
 impl ModelArgs {
