@@ -58,16 +58,16 @@ def main():
     best = train_xe(run, data, tok, cfg, log)
     log(event="xe_done", best=best, s=round(time.time() - t1, 1))
     candidates = [run / "xe_best.pt"]
-    if not a.skip_scst and cfg["scst_epochs"] > 0:
-        t1 = time.time()
-        best = train_scst(run, data, tok, cfg, log)
-        log(event="scst_done", best=best, s=round(time.time() - t1, 1))
-        candidates.append(run / "scst_best.pt")
     if cfg["ft_epochs"] > 0:
         t1 = time.time()
         best = train_xe(run, data, tok, cfg, log, stage="ft", init=run / "xe_best.pt")
         log(event="ft_done", best=best, s=round(time.time() - t1, 1))
         candidates.append(run / "ft_best.pt")
+    if not a.skip_scst and cfg["scst_epochs"] > 0:
+        t1 = time.time()
+        best = train_scst(run, data, tok, cfg, log, init=candidates[-1])
+        log(event="scst_done", best=best, s=round(time.time() - t1, 1))
+        candidates.append(run / "scst_best.pt")
     from .evaluate import evaluate_run
     t1 = time.time()
     final = evaluate_run(run, candidates, data, tok, cfg, log)["checkpoint"]

@@ -159,9 +159,10 @@ def train_xe(run, data, tok, cfg, log, stage="xe", init=None):
     return best
 
 
-def train_scst(run, data, tok, cfg, log):
-    """Self-critical training on CIDEr-D: n samples per image and language, baseline = mean of the others."""
-    st = torch.load(run / "xe_best.pt", weights_only=False)
+def train_scst(run, data, tok, cfg, log, init=None):
+    """Self-critical training on CIDEr-D: n samples per image and language, baseline = mean of the others.
+    Starts from init (the best XE checkpoint)."""
+    st = torch.load(init or run / "xe_best.pt", weights_only=False)
     model = Captioner(**{"vocab": st["cfg"]["vocab"]}, **{k: v for k, v in st["cfg"].items() if k != "vocab"})
     model.load_state_dict(st["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["scst_lr"], weight_decay=0.0)
@@ -195,7 +196,7 @@ def train_scst(run, data, tok, cfg, log):
             for lang in LANGS:
                 with torch.no_grad():
                     ids = greedy(model, model.encode(feats), LANG_ID[lang], max_new_tokens=cfg["scst_max_tokens"],
-                                 sample=True, n=n)
+                                 sample=True, n=n, temperature=cfg.get("scst_temperature", 1.0))
                 caps = [strip(r) for r in ids.tolist()]
                 r = torch.tensor([scorers[lang].score(names[i // n], tok.decode(c, skip_special_tokens=True))
                                   for i, c in enumerate(caps)]).view(len(names), n)

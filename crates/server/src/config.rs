@@ -30,6 +30,9 @@ use serde::Deserialize;
 /// | `tls_key` | none | PEM private key |
 /// | `contact_email` | none | operator's contact address shown on the contact and privacy pages |
 /// | `shutdown_grace_seconds` | `30` | how long a graceful shutdown waits for requests in flight |
+/// | `database_url` | `sqlite://<data_dir>/takarir.db` | `sqlite://PATH` (one node) or `postgres://...` (any number of nodes) |
+/// | `object_store_url` | `file://<data_dir>/objects` | `file:///DIR`, `s3://BUCKET/PREFIX?endpoint=...&region=...`, `gs://BUCKET/PREFIX` |
+/// | `encryption_keys` | a key generated into `<data_dir>/encryption.keys` on first start | `ID:HEX,ID:HEX` (oldest first; the last encrypts, all decrypt) for objects holding personal data |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -65,6 +68,12 @@ pub struct ServerConfig {
     pub contact_email: Option<String>,
     /// Seconds a graceful shutdown waits for requests in flight.
     pub shutdown_grace_seconds: u64,
+    /// Database URL; `None`: SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Object store URL; `None`: a directory in `data_dir`.
+    pub object_store_url: Option<String>,
+    /// Key-encryption keys, `ID:HEX,...`; `None`: a key file in `data_dir`, created on first start.
+    pub encryption_keys: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +95,9 @@ impl Default for ServerConfig {
             tls_key: None,
             contact_email: None,
             shutdown_grace_seconds: 30,
+            database_url: None,
+            object_store_url: None,
+            encryption_keys: None,
         }
     }
 }
@@ -129,6 +141,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("tls_key", Kind::Text),
     ("contact_email", Kind::Text),
     ("shutdown_grace_seconds", Kind::Number),
+    ("database_url", Kind::Text),
+    ("object_store_url", Kind::Text),
+    ("encryption_keys", Kind::Text),
 ];
 
 impl ServerConfig {
@@ -204,6 +219,22 @@ impl ServerConfig {
             bail!("tls_cert and tls_key must be given together");
         }
         Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("takarir.db").display()))
+    }
+
+    /// The object store URL in effect.
+    pub fn object_store_url(&self) -> String {
+        self.object_store_url.clone().unwrap_or_else(|| {
+            let dir = self.data_dir.join("objects");
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            format!("file://{}", dir.display())
+        })
     }
 
     /// Whether HTTPS is configured.

@@ -16,6 +16,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod middleware;
 pub mod ratelimit;
+pub mod storage;
 pub mod web;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use config::ServerConfig;
 pub use error::ApiError;
+pub use storage::Storage;
 
 /// Shared state: the model, the queue, the limiter, metrics, templates.
 #[derive(Clone)]
@@ -42,6 +44,7 @@ pub struct AppState {
 struct Inner {
     config: ServerConfig,
     captioner: Arc<Captioner>,
+    storage: Storage,
     queue: Arc<Semaphore>,
     uploads: Arc<Semaphore>,
     limiter: ratelimit::RateLimiter,
@@ -51,8 +54,8 @@ struct Inner {
 }
 
 impl AppState {
-    /// State around an already loaded model.
-    pub fn new(config: ServerConfig, captioner: Arc<Captioner>) -> Self {
+    /// State around an already loaded model and opened storage.
+    pub fn new(config: ServerConfig, captioner: Arc<Captioner>, storage: Storage) -> Self {
         let metrics = metrics::Metrics::new();
         metrics.queue_capacity.set(config.queue_capacity as i64);
         metrics
@@ -67,13 +70,15 @@ impl AppState {
                 started: Instant::now(),
                 metrics,
                 captioner,
+                storage,
                 config,
             }),
         }
     }
 
-    /// Loads the configured model (on a blocking thread) and builds the state.
+    /// Opens the storage, loads the configured model (on a blocking thread) and builds the state.
     pub async fn load(config: ServerConfig) -> anyhow::Result<Self> {
+        let storage = Storage::open(&config).await?;
         let mut opts = CaptionerOptions::new(config.model.clone());
         if let Some(t) = config.threads {
             opts.threads = t;
@@ -91,7 +96,7 @@ impl AppState {
             load_ms = captioner.info().load_ms,
             "model loaded"
         );
-        Ok(AppState::new(config, Arc::new(captioner)))
+        Ok(AppState::new(config, Arc::new(captioner), storage))
     }
 
     /// The configuration.
@@ -102,6 +107,11 @@ impl AppState {
     /// The model.
     pub fn captioner(&self) -> &Arc<Captioner> {
         &self.inner.captioner
+    }
+
+    /// The database and object store.
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
     }
 
     /// Metrics.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
 use common::{model_dir, sample, zip_bytes};
-use takarir_server::{AppState, Server, ServerConfig};
+use takarir_server::{AppState, Server, ServerConfig, Storage};
 
 fn captioner() -> Arc<Captioner> {
     static C: OnceLock<Arc<Captioner>> = OnceLock::new();
@@ -26,20 +26,24 @@ struct TestServer {
     client: Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _data: tempfile::TempDir,
 }
 
 impl TestServer {
     async fn start(edit: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        let data = tempfile::tempdir().unwrap();
         let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             model: model_dir(),
             threads: Some(1),
             rate_limit_per_minute: 0,
             shutdown_grace_seconds: 5,
+            data_dir: data.path().to_path_buf(),
             ..ServerConfig::default()
         };
         edit(&mut config);
-        let state = AppState::new(config.clone(), captioner());
+        let storage = Storage::open(&config).await.expect("storage opens");
+        let state = AppState::new(config.clone(), captioner(), storage);
         let server = Server::bind(config, state).await.expect("binds");
         let addr = server.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -55,6 +59,7 @@ impl TestServer {
             client,
             stop: Some(tx),
             task,
+            _data: data,
         }
     }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
 use common::{model_dir, sample, zip_bytes};
-use takarir_server::{AppState, Server, ServerConfig};
+use takarir_server::{AppState, Server, ServerConfig, Storage};
 
 /// The log, as the server would write it to stderr.
 #[derive(Clone, Default)]
@@ -268,7 +268,8 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         tokio::task::spawn_blocking(move || Captioner::load(&o).expect("fixture model loads"))
             .await
             .unwrap();
-    let state = AppState::new(config.clone(), Arc::new(captioner));
+    let storage = Storage::open(&config).await.expect("storage opens");
+    let state = AppState::new(config.clone(), Arc::new(captioner), storage);
     let server = Server::bind(config, state).await.expect("binds");
     let base = format!("http://{}", server.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
