@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 use crate::consents::Consents;
 use crate::erasure::ErasureLog;
 use crate::history::History;
+use crate::jobs::Jobs;
 use crate::preferences::PreferencesTable;
 use crate::usage::Usage;
 use crate::users::Users;
@@ -131,5 +132,9 @@ impl Db {
 
     pub fn usage(&self) -> Usage<'_> {
         Usage(self)
+    }
+
+    pub fn jobs(&self) -> Jobs<'_> {
+        Jobs(self)
     }
 }

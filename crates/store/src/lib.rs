@@ -44,6 +44,7 @@ mod db;
 pub mod erasure;
 mod error;
 pub mod history;
+pub mod jobs;
 pub mod preferences;
 pub mod usage;
 pub mod users;

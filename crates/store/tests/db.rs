@@ -857,3 +857,146 @@ async fn unsupported_database_url_is_refused_without_echoing_it() {
     assert!(matches!(err, Error::UnsupportedDatabaseUrl(_)));
     assert!(!err.to_string().contains("secret"));
 }
+
+both_backends!(jobs_lease_and_exactly_once, |db, _url| {
+    use takarir_store::jobs::NewJob;
+    let jobs = db.jobs();
+    let far = takarir_store::jobs::now_ms() + 3_600_000;
+    jobs.create(&NewJob {
+        id: "j1",
+        user_id: None,
+        options: "{}",
+        webhook_url: None,
+        webhook_secret: None,
+        expires_ms: far,
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        jobs.add_pending("j1", i, &format!("f{i}.jpg"))
+            .await
+            .unwrap();
+    }
+    jobs.add_failed("j1", 5, "../evil", "{\"error\":1}")
+        .await
+        .unwrap();
+    // Not sealed yet: nothing can finish it.
+    let a = jobs.claim("node-a", 3, 60_000).await.unwrap();
+    assert_eq!(a.iter().map(|i| i.idx).collect::<Vec<_>>(), [0, 1, 2]);
+    // Leased items are not handed out twice.
+    let b = jobs.claim("node-b", 10, 60_000).await.unwrap();
+    assert_eq!(b.iter().map(|i| i.idx).collect::<Vec<_>>(), [3, 4]);
+    assert!(jobs.claim("node-c", 10, 60_000).await.unwrap().is_empty());
+    for it in &b {
+        assert!(jobs.complete(it.id, "node-b", true, "{}").await.unwrap());
+    }
+    // Only the holder records a result, and only once.
+    assert!(!jobs.complete(a[0].id, "node-b", true, "{}").await.unwrap());
+    assert!(!jobs.complete(b[0].id, "node-b", true, "{}").await.unwrap());
+    assert!(jobs.seal("j1", 6).await.unwrap().is_none());
+    // node-a "dies": its leases expire and node-c takes the items over.
+    sqlx_expire_leases(db).await;
+    let c = jobs.claim("node-c", 10, 60_000).await.unwrap();
+    assert_eq!(c.iter().map(|i| i.idx).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(c.iter().all(|i| i.attempts == 2));
+    // The old holder's late result is refused.
+    assert!(!jobs.complete(a[1].id, "node-a", true, "{}").await.unwrap());
+    for it in &c[..2] {
+        assert!(jobs.complete(it.id, "node-c", true, "{}").await.unwrap());
+        assert!(jobs.try_finish("j1").await.unwrap().is_none());
+    }
+    assert!(jobs
+        .complete(c[2].id, "node-c", false, "{\"error\":2}")
+        .await
+        .unwrap());
+    let finished = jobs
+        .try_finish("j1")
+        .await
+        .unwrap()
+        .expect("last result finishes the job");
+    assert_eq!(
+        (finished.status.as_str(), finished.done, finished.failed),
+        ("done", 4, 2)
+    );
+    assert!(
+        jobs.try_finish("j1").await.unwrap().is_none(),
+        "finished once"
+    );
+    let items = jobs.items("j1").await.unwrap();
+    assert_eq!(items.len(), 6);
+    assert_eq!(items.iter().filter(|i| i.state == "done").count(), 4);
+    assert_eq!(jobs.pending_count().await.unwrap(), 0);
+    // Expiry: the job and its items go.
+    assert!(jobs
+        .expired(far - 1, 1_000_000_000)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(jobs.expired(far, 1_000_000_000).await.unwrap(), ["j1"]);
+    assert!(jobs.delete("j1").await.unwrap());
+    assert!(jobs.items("j1").await.unwrap().is_empty());
+});
+
+/// Moves every lease into the past, as if its holder had stopped renewing it.
+async fn sqlx_expire_leases(db: &Db) {
+    let sql = "UPDATE job_items SET lease_until_ms = 0 WHERE lease_until_ms IS NOT NULL";
+    match db {
+        Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        Db::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+    }
+    .unwrap();
+}
+
+/// Eight claimers race on PostgreSQL's SKIP LOCKED (SQLite serialises them): every item is
+/// claimed by exactly one of them.
+#[tokio::test]
+async fn concurrent_claims_never_overlap() {
+    use takarir_store::jobs::NewJob;
+    for t in [TestDb::sqlite().await, TestDb::postgres().await] {
+        let db = t.db.clone();
+        db.jobs()
+            .create(&NewJob {
+                id: "race",
+                user_id: None,
+                options: "{}",
+                webhook_url: None,
+                webhook_secret: None,
+                expires_ms: takarir_store::jobs::now_ms() + 60_000,
+            })
+            .await
+            .unwrap();
+        for i in 0..200 {
+            db.jobs().add_pending("race", i, "x").await.unwrap();
+        }
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = db.jobs().claim(&format!("w{w}"), 3, 60_000).await.unwrap();
+                    if got.is_empty() {
+                        break mine;
+                    }
+                    for it in got {
+                        assert!(db
+                            .jobs()
+                            .complete(it.id, &format!("w{w}"), true, "{}")
+                            .await
+                            .unwrap());
+                        mine.push(it.idx);
+                    }
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort();
+        assert_eq!(all, (0..200).collect::<Vec<_>>());
+        let job = db.jobs().get("race").await.unwrap().unwrap();
+        assert_eq!(job.done, 200);
+        t.finish().await;
+    }
+}
