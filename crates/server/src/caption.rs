@@ -455,7 +455,7 @@ pub async fn caption(
     Ok(results)
 }
 
-fn convert(ic: ImageCaptions, opts: &Options) -> CaptionedImage {
+pub(crate) fn convert(ic: ImageCaptions, opts: &Options) -> CaptionedImage {
     let mut captions: Vec<CaptionOut> = Vec::new();
     for c in ic.captions {
         let lang = c.lang.unwrap_or_else(|| "en".into());

@@ -32,6 +32,13 @@ use serde::Deserialize;
 /// | `shutdown_grace_seconds` | `30` | how long a graceful shutdown waits for requests in flight |
 /// | `database_url` | `sqlite://<data_dir>/takarir.db` | `sqlite://PATH` (one node) or `postgres://...` (any number of nodes) |
 /// | `object_store_url` | `file://<data_dir>/objects` | `file:///DIR`, `s3://BUCKET/PREFIX?endpoint=...&region=...`, `gs://BUCKET/PREFIX` |
+/// | `job_max_bytes` | `200000000` | largest batch job upload, and most bytes its ZIP archives may unpack to |
+/// | `job_max_files` | `1000` | most images in one batch job |
+/// | `job_result_days` | `7` | days a finished job's results are kept |
+/// | `job_lease_seconds` | `60` | how long a node holds a claimed job item before another node may take it over |
+/// | `job_workers` | `1` | job items this node captions at once (`0`: this node only receives jobs) |
+/// | `sweep_interval_seconds` | `3600` | how often the retention sweeper runs |
+/// | `history_retention_days` | `0` | delete caption history older than this (`0`: keep until the user deletes it) |
 /// | `encryption_keys` | a key generated into `<data_dir>/encryption.keys` on first start | `ID:HEX,ID:HEX` (oldest first; the last encrypts, all decrypt) for objects holding personal data |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -74,6 +81,20 @@ pub struct ServerConfig {
     pub object_store_url: Option<String>,
     /// Key-encryption keys, `ID:HEX,...`; `None`: a key file in `data_dir`, created on first start.
     pub encryption_keys: Option<String>,
+    /// Largest batch job upload (and most bytes its archives may unpack to).
+    pub job_max_bytes: u64,
+    /// Most images in one batch job.
+    pub job_max_files: usize,
+    /// Days a finished job's results are kept.
+    pub job_result_days: u64,
+    /// Seconds a claimed job item stays leased to this node.
+    pub job_lease_seconds: u64,
+    /// Job items captioned at once on this node; 0 receives jobs only.
+    pub job_workers: usize,
+    /// Seconds between retention sweeps.
+    pub sweep_interval_seconds: u64,
+    /// Days of caption history kept; 0 keeps it until the user deletes it.
+    pub history_retention_days: u64,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +119,13 @@ impl Default for ServerConfig {
             database_url: None,
             object_store_url: None,
             encryption_keys: None,
+            job_max_bytes: 200_000_000,
+            job_max_files: 1000,
+            job_result_days: 7,
+            job_lease_seconds: 60,
+            job_workers: 1,
+            sweep_interval_seconds: 3600,
+            history_retention_days: 0,
         }
     }
 }
@@ -144,6 +172,13 @@ const KEYS: &[(&str, Kind)] = &[
     ("database_url", Kind::Text),
     ("object_store_url", Kind::Text),
     ("encryption_keys", Kind::Text),
+    ("job_max_bytes", Kind::Number),
+    ("job_max_files", Kind::Number),
+    ("job_result_days", Kind::Number),
+    ("job_lease_seconds", Kind::Number),
+    ("job_workers", Kind::Number),
+    ("sweep_interval_seconds", Kind::Number),
+    ("history_retention_days", Kind::Number),
 ];
 
 impl ServerConfig {
@@ -214,6 +249,12 @@ impl ServerConfig {
         }
         if self.threads == Some(0) {
             bail!("threads must be at least 1");
+        }
+        if self.job_max_bytes == 0 || self.job_max_files == 0 {
+            bail!("job_max_bytes and job_max_files must be positive");
+        }
+        if self.job_lease_seconds == 0 || self.sweep_interval_seconds == 0 {
+            bail!("job_lease_seconds and sweep_interval_seconds must be positive");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("tls_cert and tls_key must be given together");

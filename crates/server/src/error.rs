@@ -84,6 +84,14 @@ pub enum ApiError {
     MethodNotAllowed,
     /// A fault of the server or the model (details are logged, never sent).
     Internal,
+    /// A ZIP entry whose name would escape the archive (`..`, absolute path).
+    UnsafeArchivePath,
+    /// A ZIP entry that is itself an archive.
+    NestedArchive,
+    /// A batch job's input was lost before it could be captioned.
+    JobInputLost,
+    /// A webhook URL that is not an absolute http(s) URL.
+    InvalidWebhook,
 }
 
 /// An RFC 9457 problem document.
@@ -109,12 +117,17 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            InvalidOption { .. } | NoImage | TooManyFiles { .. } | MalformedRequest => {
-                StatusCode::BAD_REQUEST
-            }
-            LanguageNotSupported { .. } | EmptyImage | CorruptImage => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            InvalidOption { .. }
+            | NoImage
+            | TooManyFiles { .. }
+            | MalformedRequest
+            | InvalidWebhook => StatusCode::BAD_REQUEST,
+            LanguageNotSupported { .. }
+            | EmptyImage
+            | CorruptImage
+            | UnsafeArchivePath
+            | NestedArchive => StatusCode::UNPROCESSABLE_ENTITY,
+            JobInputLost => StatusCode::INTERNAL_SERVER_ERROR,
             PayloadTooLarge { .. } | TooManyPixels { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -146,6 +159,10 @@ impl ApiError {
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Internal => "internal_error",
+            UnsafeArchivePath => "unsafe_archive_path",
+            NestedArchive => "nested_archive",
+            JobInputLost => "job_input_lost",
+            InvalidWebhook => "invalid_webhook",
         }
     }
 
@@ -276,6 +293,30 @@ impl ApiError {
                 "Server error",
                 "Terjadi kesalahan di server. Sudah dicatat; silakan coba lagi.".into(),
                 "Something went wrong on the server. It has been logged; please try again.".into(),
+            ),
+            UnsafeArchivePath => (
+                "Nama berkas tidak aman",
+                "Unsafe file name",
+                "Nama berkas di dalam ZIP ini keluar dari folder arsip (`..` atau jalur absolut); berkas dilewati.".into(),
+                "This file's name in the ZIP escapes the archive folder (`..` or an absolute path); it was skipped.".into(),
+            ),
+            NestedArchive => (
+                "Arsip di dalam arsip",
+                "Archive inside an archive",
+                "ZIP di dalam ZIP tidak dibuka; kirim gambarnya langsung.".into(),
+                "A ZIP inside a ZIP is not opened; send its images directly.".into(),
+            ),
+            JobInputLost => (
+                "Masukan hilang",
+                "Input lost",
+                "Gambar ini hilang dari penyimpanan sebelum diproses; kirim ulang.".into(),
+                "This image was lost from storage before it was processed; send it again.".into(),
+            ),
+            InvalidWebhook => (
+                "Webhook tidak valid",
+                "Invalid webhook",
+                "`webhook_url` harus berupa URL http(s) lengkap.".into(),
+                "`webhook_url` must be an absolute http(s) URL.".into(),
             ),
         };
         match lang {

@@ -13,6 +13,7 @@ pub mod caption;
 pub mod config;
 pub mod error;
 pub mod i18n;
+pub mod jobs;
 pub mod metrics;
 pub mod middleware;
 pub mod ratelimit;
@@ -45,6 +46,8 @@ struct Inner {
     config: ServerConfig,
     captioner: Arc<Captioner>,
     storage: Storage,
+    node_id: String,
+    job_signal: jobs::SharedSignal,
     queue: Arc<Semaphore>,
     uploads: Arc<Semaphore>,
     limiter: ratelimit::RateLimiter,
@@ -71,6 +74,8 @@ impl AppState {
                 metrics,
                 captioner,
                 storage,
+                node_id: node_id(),
+                job_signal: Default::default(),
                 config,
             }),
         }
@@ -112,6 +117,21 @@ impl AppState {
     /// The database and object store.
     pub fn storage(&self) -> &Storage {
         &self.inner.storage
+    }
+
+    /// This process's name in job leases: unique per start.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Wakes this node's idle job workers.
+    pub fn notify_jobs(&self) {
+        self.inner.job_signal.notify();
+    }
+
+    /// Resolves when this node receives a job.
+    pub async fn jobs_notified(&self) {
+        self.inner.job_signal.notified().await
     }
 
     /// Metrics.
@@ -174,6 +194,17 @@ impl AppState {
     }
 }
 
+/// A lease owner name unique to this process start: process id plus random bits.
+fn node_id() -> String {
+    let mut b = [0u8; 6];
+    rand::fill(&mut b);
+    format!(
+        "node-{}-{}",
+        std::process::id(),
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
 /// A place in the inference queue; freed on drop.
 pub struct QueuePermit {
     _permit: OwnedSemaphorePermit,
@@ -196,6 +227,14 @@ pub fn router(state: AppState) -> Router {
     let limit = body_limit(state.config().max_upload_bytes);
     Router::new()
         .route("/api/v1/captions", post(api::captions))
+        .route(
+            "/api/v1/jobs",
+            post(jobs::create).layer(DefaultBodyLimit::max(
+                (state.config().job_max_bytes as usize).saturating_add(1 << 20),
+            )),
+        )
+        .route("/api/v1/jobs/{id}", get(jobs::get).delete(jobs::delete))
+        .route("/api/v1/jobs/{id}/results", get(jobs::results))
         .route("/api/v1/health", get(api::health))
         .route("/api/v1/models", get(api::models))
         .route("/api/v1/openapi.json", get(api::openapi))
@@ -258,6 +297,11 @@ impl Server {
             }
         });
         let _abort = AbortOnDrop(pruner);
+        let _workers: Vec<AbortOnDrop> = jobs::spawn_workers(&self.state)
+            .into_iter()
+            .chain([jobs::spawn_sweeper(&self.state)])
+            .map(AbortOnDrop)
+            .collect();
         let addr = self.local_addr()?;
         let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
         if let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) {

@@ -222,4 +222,18 @@ impl History<'_> {
         .await
         .map(|r| r.rows_affected()))?)
     }
+
+    /// Deletes every user's entries older than `before` (the operator's retention); returns
+    /// how many.
+    pub async fn delete_all_older_than(&self, before: OffsetDateTime) -> Result<u64> {
+        let sql = match self.0 {
+            Db::Sqlite(_) => "DELETE FROM history WHERE julianday(created_at) < julianday($1)",
+            Db::Postgres(_) => "DELETE FROM history WHERE created_at < $1",
+        };
+        Ok(on_db!(self.0, pool => sqlx::query(sql)
+        .bind(before)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
 }

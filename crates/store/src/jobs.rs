@@ -159,14 +159,17 @@ impl Jobs<'_> {
         Ok(())
     }
 
-    /// Ends the upload: the job holds `total` items and its pending ones may be finished.
-    /// Returns the job if this call also finished it (every item was already done).
-    pub async fn seal(&self, job: &str, total: i64) -> Result<Option<Job>> {
+    /// Ends the upload: the job holds `total` items, captioned with `options` (fields may
+    /// follow the files in a form, so they are final only now); its pending items may now be
+    /// claimed. Returns the job if this call also finished it (no item was pending).
+    pub async fn seal(&self, job: &str, total: i64, options: &str) -> Result<Option<Job>> {
         on_db!(self.0, pool => sqlx::query(
-            "UPDATE jobs SET status = 'queued', total = $2 WHERE id = $1 AND status = 'receiving'",
+            "UPDATE jobs SET status = 'queued', total = $2, options = $3 \
+             WHERE id = $1 AND status = 'receiving'",
         )
         .bind(job)
         .bind(total)
+        .bind(options)
         .execute(pool)
         .await
         .map(|_| ()))?;
@@ -177,8 +180,11 @@ impl Jobs<'_> {
     pub async fn claim(&self, owner: &str, n: u32, lease_ms: i64) -> Result<Vec<ClaimedItem>> {
         let now = now_ms();
         // Oldest first; SKIP LOCKED lets PostgreSQL claimers pass rows another claimer holds.
+        // Only items of sealed jobs: their options are final.
         let pick = "SELECT id FROM job_items WHERE state = 'pending' \
-                    AND (lease_until_ms IS NULL OR lease_until_ms < $3) ORDER BY id LIMIT $4";
+                    AND (lease_until_ms IS NULL OR lease_until_ms < $3) \
+                    AND job_id IN (SELECT id FROM jobs WHERE status = 'queued') \
+                    ORDER BY id LIMIT $4";
         let returning = "RETURNING id, job_id, idx, name, attempts";
         let set = "UPDATE job_items SET lease_owner = $1, lease_until_ms = $2, \
                    attempts = attempts + 1";
@@ -296,6 +302,20 @@ impl Jobs<'_> {
         .fetch_optional(pool)
         .await)?;
         Ok(row.is_some())
+    }
+
+    /// Sets the job's webhook (before it is sealed).
+    pub async fn set_webhook(&self, job: &str, url: &str, secret: &str) -> Result<()> {
+        on_db!(self.0, pool => sqlx::query(
+            "UPDATE jobs SET webhook_url = $2, webhook_secret = $3 WHERE id = $1",
+        )
+        .bind(job)
+        .bind(url)
+        .bind(secret)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
     }
 
     /// Records the webhook delivery outcome (`delivered` or `failed: ...`).

@@ -880,7 +880,17 @@ both_backends!(jobs_lease_and_exactly_once, |db, _url| {
     jobs.add_failed("j1", 5, "../evil", "{\"error\":1}")
         .await
         .unwrap();
-    // Not sealed yet: nothing can finish it.
+    // Not sealed yet: nothing is handed out.
+    assert!(jobs.claim("node-a", 3, 60_000).await.unwrap().is_empty());
+    assert!(jobs
+        .seal("j1", 6, "{\"lang\":\"en\"}")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        jobs.get("j1").await.unwrap().unwrap().options,
+        "{\"lang\":\"en\"}"
+    );
     let a = jobs.claim("node-a", 3, 60_000).await.unwrap();
     assert_eq!(a.iter().map(|i| i.idx).collect::<Vec<_>>(), [0, 1, 2]);
     // Leased items are not handed out twice.
@@ -893,7 +903,6 @@ both_backends!(jobs_lease_and_exactly_once, |db, _url| {
     // Only the holder records a result, and only once.
     assert!(!jobs.complete(a[0].id, "node-b", true, "{}").await.unwrap());
     assert!(!jobs.complete(b[0].id, "node-b", true, "{}").await.unwrap());
-    assert!(jobs.seal("j1", 6).await.unwrap().is_none());
     // node-a "dies": its leases expire and node-c takes the items over.
     sqlx_expire_leases(db).await;
     let c = jobs.claim("node-c", 10, 60_000).await.unwrap();
@@ -968,6 +977,7 @@ async fn concurrent_claims_never_overlap() {
         for i in 0..200 {
             db.jobs().add_pending("race", i, "x").await.unwrap();
         }
+        db.jobs().seal("race", 200, "{}").await.unwrap();
         let mut tasks = Vec::new();
         for w in 0..8 {
             let db = db.clone();

@@ -1,0 +1,487 @@
+//! Batch jobs end to end: the real server on a random port with its worker and sweeper, on
+//! SQLite and on PostgreSQL (a fresh database in the server that `scripts/test-services`
+//! starts; without TAKARIR_TEST_POSTGRES_URL those tests fail, they are never skipped).
+
+use std::io::{Cursor, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::multipart::{Form, Part};
+use reqwest::Client;
+use serde_json::Value;
+use takarir_engine::{Captioner, CaptionerOptions};
+mod common;
+use common::{model_dir, sample};
+use takarir_server::{AppState, Server, ServerConfig, Storage};
+
+struct Node {
+    base: String,
+    state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    data: tempfile::TempDir,
+}
+
+async fn database_url(backend: &str, dir: &Path) -> String {
+    if backend == "sqlite" {
+        return format!("sqlite://{}/takarir.db", dir.display());
+    }
+    let server = std::env::var("TAKARIR_TEST_POSTGRES_URL")
+        .expect("TAKARIR_TEST_POSTGRES_URL: run through scripts/test or scripts/test-services");
+    let name = format!(
+        "takarir_jobs_{}_{}",
+        std::process::id(),
+        dir.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase()
+            .replace(['.', '-'], "_")
+    );
+    let admin = sqlx::PgPool::connect(&server)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+async fn start(backend: &str) -> Node {
+    let data = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        model: model_dir(),
+        threads: Some(1),
+        rate_limit_per_minute: 0,
+        shutdown_grace_seconds: 5,
+        data_dir: data.path().to_path_buf(),
+        database_url: Some(database_url(backend, data.path()).await),
+        max_upload_bytes: 2_000_000,
+        job_max_bytes: 8_000_000,
+        ..ServerConfig::default()
+    };
+    let storage = Storage::open(&config).await.expect("storage opens");
+    let mut o = CaptionerOptions::new(model_dir());
+    o.threads = 1;
+    let captioner = tokio::task::spawn_blocking(move || Captioner::load(&o).unwrap())
+        .await
+        .unwrap();
+    let state = AppState::new(config.clone(), Arc::new(captioner), storage);
+    let server = Server::bind(config, state.clone()).await.unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    Node {
+        base,
+        state,
+        stop: Some(tx),
+        data,
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn file(bytes: Vec<u8>, name: &str) -> Part {
+    Part::bytes(bytes).file_name(name.to_string())
+}
+
+/// A ZIP with: two photos (one in a folder), a path-traversal name, an absolute name, a
+/// nested ZIP, a bomb (30 MB of zeros, a few KB packed), a text file, an empty file.
+fn tricky_zip() -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    w.start_file("coffee.jpg", o).unwrap();
+    w.write_all(&sample("coffee.jpg")).unwrap();
+    w.add_directory("sub/", o).unwrap();
+    w.start_file("sub/rocket.jpg", o).unwrap();
+    w.write_all(&sample("rocket.jpg")).unwrap();
+    w.start_file("../../etc/evil.jpg", o).unwrap();
+    w.write_all(&sample("coffee.jpg")).unwrap();
+    w.start_file("/abs/evil.jpg", o).unwrap();
+    w.write_all(&sample("coffee.jpg")).unwrap();
+    w.start_file("inner.zip", o).unwrap();
+    w.write_all(&common::zip_bytes()).unwrap();
+    w.start_file("bomb.png", o.large_file(false)).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..30 {
+        w.write_all(&zeros).unwrap();
+    }
+    w.start_file("notes.jpg", o).unwrap();
+    w.write_all(b"this is text, not a photo").unwrap();
+    w.start_file("empty.png", o).unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+async fn wait_done(client: &Client, base: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let s: Value = client
+            .get(format!("{base}/api/v1/jobs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["status"] == "done" {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+/// Objects left under `jobs/` in the node's local object store.
+fn job_objects(data: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let root = data.join("objects/jobs");
+    let mut stack = vec![root];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+async fn bad_input_and_formats(backend: &str) {
+    let node = start(backend).await;
+    let client = Client::new();
+    let form = Form::new()
+        .text("lang", "en")
+        .part("image", file(sample("chelsea.jpg"), "chelsea.jpg"))
+        .part("image", file(b"GIF89a broken".to_vec(), "broken.gif"))
+        .part("archive", file(tricky_zip(), "photos.zip"));
+    let res = client
+        .post(format!("{}/api/v1/jobs", node.base))
+        .header("accept-language", "en")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    let created: Value = res.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    // chelsea, broken.gif, and 8 entries (the directory is not a file).
+    assert_eq!(created["total"], 10, "{created}");
+    // Refused while unpacking: 2 unsafe names, the nested ZIP, the bomb, the empty file.
+    assert_eq!(created["failed"], 5, "{created}");
+    let done = wait_done(&client, &node.base, &id).await;
+    assert_eq!(
+        (done["done"].as_i64(), done["failed"].as_i64()),
+        (Some(3), Some(7))
+    );
+    assert_eq!(done["progress"], 1.0);
+
+    let jsonl = client
+        .get(format!(
+            "{}/api/v1/jobs/{id}/results?format=jsonl",
+            node.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 10);
+    let by_file = |f: &str| {
+        rows.iter()
+            .find(|r| r["file"] == f)
+            .unwrap_or_else(|| panic!("{f}"))
+    };
+    for good in ["chelsea.jpg", "coffee.jpg", "sub/rocket.jpg"] {
+        let r = by_file(good);
+        assert!(r.get("error").is_none(), "{r}");
+        let caps = r["captions"].as_array().unwrap();
+        assert_eq!(caps.len(), 1);
+        assert_eq!(caps[0]["lang"], "en");
+        assert!(!caps[0]["text"].as_str().unwrap().trim().is_empty());
+    }
+    for (f, code) in [
+        ("broken.gif", "corrupt_image"),
+        ("../../etc/evil.jpg", "unsafe_archive_path"),
+        ("/abs/evil.jpg", "unsafe_archive_path"),
+        ("inner.zip", "nested_archive"),
+        ("bomb.png", "payload_too_large"),
+        ("notes.jpg", "unsupported_media_type"),
+        ("empty.png", "empty_image"),
+    ] {
+        let r = by_file(f);
+        assert_eq!(r["error"]["code"], code, "{r}");
+        // In the language of the request that created the job.
+        assert!(r["error"]["detail"].as_str().unwrap().is_ascii(), "{r}");
+    }
+    // Upload order is kept.
+    let idx: Vec<i64> = rows.iter().map(|r| r["index"].as_i64().unwrap()).collect();
+    assert_eq!(idx, (0..10).collect::<Vec<_>>());
+
+    let csv = client
+        .get(format!("{}/api/v1/jobs/{id}/results?format=csv", node.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "index,file,lang,caption,error_code,error");
+    assert_eq!(lines.len(), 11);
+    assert!(csv.contains("\"nested_archive\""));
+
+    let zip_bytes = client
+        .get(format!("{}/api/v1/jobs/{id}/results?format=zip", node.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut z = zip::ZipArchive::new(Cursor::new(zip_bytes.to_vec())).unwrap();
+    let mut names: Vec<String> = z.file_names().map(String::from).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["chelsea.txt", "coffee.txt", "errors.txt", "rocket.txt"]
+    );
+    let mut text = String::new();
+    z.by_name("errors.txt")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text.lines().count(), 7);
+
+    let bad = client
+        .get(format!("{}/api/v1/jobs/{id}/results?format=xml", node.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    // Inputs are gone once captioned; nothing else of the job's is in the object store.
+    assert!(
+        job_objects(node.data.path()).is_empty(),
+        "{:?}",
+        job_objects(node.data.path())
+    );
+
+    // The job can be deleted at once; then it is gone.
+    let del = client
+        .delete(format!("{}/api/v1/jobs/{id}", node.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 204);
+    let gone = client
+        .get(format!("{}/api/v1/jobs/{id}", node.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_per_file_and_formats_sqlite() {
+    bad_input_and_formats("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_per_file_and_formats_postgres() {
+    bad_input_and_formats("postgres").await;
+}
+
+/// A request-level problem (bad option, no file) stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_job_leaves_nothing() {
+    let node = start("sqlite").await;
+    let client = Client::new();
+    let form = Form::new()
+        .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
+        .text("style", "poetic");
+    let res = client
+        .post(format!("{}/api/v1/jobs", node.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_option");
+    // Indonesian by default.
+    assert!(body["title"].as_str().unwrap().contains("Opsi"));
+    let res = client
+        .post(format!("{}/api/v1/jobs", node.base))
+        .multipart(Form::new().text("lang", "en"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let takarir_store::Db::Sqlite(pool) = &node.state.storage().db else {
+        unreachable!()
+    };
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert!(job_objects(node.data.path()).is_empty());
+}
+
+/// The webhook arrives once, signed with the secret the creation answer showed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_is_signed() {
+    use axum::http::HeaderMap;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(HeaderMap, Vec<u8>)>();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                tx.send((headers, body.to_vec())).unwrap();
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    let node = start("sqlite").await;
+    let client = Client::new();
+    let form = Form::new()
+        .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
+        .part("image", file(sample("rocket.jpg"), "rocket.jpg"))
+        .text("webhook_url", format!("http://{hook_addr}/hook"));
+    let created: Value = client
+        .post(format!("{}/api/v1/jobs", node.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["webhook_secret"].as_str().unwrap().to_string();
+    assert_eq!(secret.len(), 64);
+    let (headers, body) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        .await
+        .expect("webhook within a minute")
+        .unwrap();
+    let ts: i64 = headers["x-takarir-timestamp"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let sig = headers["x-takarir-signature"].to_str().unwrap();
+    assert_eq!(sig, takarir_server::jobs::sign(&secret, ts, &body));
+    assert_ne!(sig, takarir_server::jobs::sign("wrong", ts, &body));
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["job"]["id"], created["id"]);
+    assert_eq!(v["job"]["done"], 2);
+    let id = created["id"].as_str().unwrap();
+    // Recorded as delivered, and sent once.
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status = client
+            .get(format!("{}/api/v1/jobs/{id}", node.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["webhook"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["webhook"], "delivered");
+    assert!(tokio::time::timeout(Duration::from_millis(500), rx.recv())
+        .await
+        .is_err());
+    // A non-http webhook is refused up front.
+    let form = Form::new()
+        .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
+        .text("webhook_url", "file:///etc/passwd");
+    let res = client
+        .post(format!("{}/api/v1/jobs", node.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+}
+
+/// The sweeper deletes expired jobs and orphaned inputs, and records counts only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeper_deletes_expired_and_orphaned() {
+    let node = start("sqlite").await;
+    let client = Client::new();
+    let form = Form::new().part("image", file(sample("coffee.jpg"), "coffee.jpg"));
+    let created: Value = client
+        .post(format!("{}/api/v1/jobs", node.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_done(&client, &node.base, &id).await;
+    let s = node.state.storage();
+    // An input a crashed node left behind, for a finished item.
+    s.blobs
+        .put(
+            &format!("jobs/{id}/in/000000"),
+            b"left",
+            takarir_store::Sensitivity::Personal,
+        )
+        .await
+        .unwrap();
+    let c = takarir_server::jobs::sweep(&node.state).await.unwrap();
+    assert_eq!((c.jobs_deleted, c.objects_deleted), (0, 1));
+    assert!(job_objects(node.data.path()).is_empty());
+    let takarir_store::Db::Sqlite(pool) = &s.db else {
+        unreachable!()
+    };
+    sqlx::query("UPDATE jobs SET expires_ms = 0")
+        .execute(pool)
+        .await
+        .unwrap();
+    let c = takarir_server::jobs::sweep(&node.state).await.unwrap();
+    assert_eq!(c.jobs_deleted, 1);
+    let gone = client
+        .get(format!("{}/api/v1/jobs/{id}", node.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status().as_u16(), 404);
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM job_items")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let runs = s.db.jobs().sweeps(10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].1.jobs_deleted, 1);
+}
