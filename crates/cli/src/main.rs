@@ -26,6 +26,10 @@ enum Command {
     Bench(commands::bench::Args),
     /// Run the caption service: HTTP API, web page and metrics.
     Serve(commands::serve::Args),
+    /// Back up the service's database and object store into a directory (while it runs).
+    Backup(commands::backup::BackupArgs),
+    /// Restore a backup (service stopped), then erase again every account erased since.
+    Restore(commands::backup::RestoreArgs),
 }
 
 /// The service logs its requests (ids, routes, statuses, timings) by default; one-shot commands
@@ -52,6 +56,8 @@ fn main() {
         Command::Eval(a) => commands::eval::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::Backup(a) => commands::backup::backup(a),
+        Command::Restore(a) => commands::backup::restore(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

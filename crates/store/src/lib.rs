@@ -38,6 +38,7 @@ macro_rules! on_db {
     };
 }
 
+pub mod backup;
 mod blobs;
 pub mod consents;
 mod db;

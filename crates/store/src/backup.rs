@@ -1,0 +1,302 @@
+//! Backup, restore, and the erasure log that outlives both.
+//!
+//! A backup directory holds `database.sqlite` (SQLite `VACUUM INTO`: a consistent snapshot
+//! taken while the service runs) or `database.pgdump` (`pg_dump --format=custom`, one
+//! transaction-consistent snapshot), every object of the object store copied as stored (still
+//! encrypted) under `objects/`, and `manifest.json` listing the objects with their sizes and
+//! SHA-256.
+//!
+//! Erasures must survive a restore. Besides its `erasure_log` row, every erasure made with
+//! [`erase_user`] writes a record object under `erasure-log/` in the object store, which
+//! backups leave out and restores never overwrite: after a restore, [`replay_erasures`] reads
+//! those records and erases again every restored user whose subject hash they name (see
+//! [`crate::erasure`] for why the hash identifies no one without the user's own row).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::erasure::ErasureReport;
+use crate::users::UserId;
+use crate::{Blobs, Db, Error, Result, Sensitivity};
+
+/// Object prefix of the erasure records (outside every backup).
+pub const ERASURE_PREFIX: &str = "erasure-log";
+
+/// The object prefix holding everything of one user (training items, exports).
+pub fn user_prefix(user: UserId) -> String {
+    format!("users/{}", user.0)
+}
+
+/// Erases an account everywhere: its rows (one transaction, logged), its objects, and an
+/// erasure record outside the backups so a restore erases it again.
+pub async fn erase_user(db: &Db, blobs: &Blobs, user: UserId) -> Result<ErasureReport> {
+    let report = db.delete_user_everywhere(user).await?;
+    blobs.delete_prefix(&user_prefix(user)).await?;
+    let record = serde_json::json!({
+        "subject_hash": report.entry.subject_hash,
+        "erased_at": report.entry.erased_at.unix_timestamp(),
+    });
+    blobs
+        .put(
+            &format!("{ERASURE_PREFIX}/{}.json", report.entry.subject_hash),
+            record.to_string().as_bytes(),
+            Sensitivity::Public,
+        )
+        .await?;
+    Ok(report)
+}
+
+/// What a backup or restore did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub database_file: String,
+    pub objects: u64,
+    pub object_bytes: u64,
+    /// Accounts erased again from the erasure records (restore only).
+    pub erasures_replayed: u64,
+    pub seconds: f64,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    format: u32,
+    created_unix: i64,
+    backend: String,
+    database_file: String,
+    objects: Vec<ManifestObject>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ManifestObject {
+    path: String,
+    size: u64,
+    sha256: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The newest `pg_dump`/`pg_restore` on PATH or in Debian's /usr/lib/postgresql/*/bin.
+fn pg_tool(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|d| d.join(name).is_file())
+        .collect();
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|p| p.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    dirs.pop()
+        .map(|d| d.join(name))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn run(cmd: &mut std::process::Command, what: &str) -> Result<()> {
+    let out = cmd
+        .output()
+        .map_err(|e| Error::Invalid("backup", format!("cannot run {what}: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(Error::Invalid(
+            "backup",
+            format!("{what} failed: {}", err.trim()),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a backup of `db` and `blobs` into `dir` (created; must be empty or absent).
+pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary> {
+    let started = Instant::now();
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(Error::Invalid(
+            "backup",
+            format!("{} is not empty", dir.display()),
+        ));
+    }
+    std::fs::create_dir_all(dir.join("objects"))?;
+    let database_file = match db {
+        Db::Sqlite(pool) => {
+            let file = dir.join("database.sqlite");
+            let target = std::path::absolute(&file)?;
+            sqlx::query("VACUUM INTO $1")
+                .bind(target.to_string_lossy().into_owned())
+                .execute(pool)
+                .await?;
+            "database.sqlite"
+        }
+        Db::Postgres(_) => {
+            let file = dir.join("database.pgdump");
+            run(
+                std::process::Command::new(pg_tool("pg_dump"))
+                    .arg("--format=custom")
+                    .arg("--no-owner")
+                    .arg("--file")
+                    .arg(&file)
+                    .arg("--dbname")
+                    .arg(db_url),
+                "pg_dump",
+            )?;
+            "database.pgdump"
+        }
+    };
+    let mut manifest = Manifest {
+        format: 1,
+        created_unix: time::OffsetDateTime::now_utc().unix_timestamp(),
+        backend: format!("{:?}", db.backend()).to_lowercase(),
+        database_file: database_file.into(),
+        objects: Vec::new(),
+    };
+    let mut summary = Summary {
+        database_file: database_file.into(),
+        ..Summary::default()
+    };
+    for path in blobs.list("").await? {
+        if path.starts_with(&format!("{ERASURE_PREFIX}/")) {
+            continue;
+        }
+        // Objects are copied as stored: personal ones stay encrypted in the backup.
+        let raw = match blobs.object_store().get(&blobs.location(&path)?).await {
+            Ok(r) => r.bytes().await?,
+            // Deleted since it was listed (a job input, say): not part of the snapshot.
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let file = dir.join("objects").join(&path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, &raw)?;
+        summary.objects += 1;
+        summary.object_bytes += raw.len() as u64;
+        manifest.objects.push(ManifestObject {
+            size: raw.len() as u64,
+            sha256: hex(&Sha256::digest(&raw)),
+            path,
+        });
+    }
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::Invalid("manifest", e.to_string()))?;
+    std::fs::write(dir.join("manifest.json"), json)?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Restores the backup in `dir` into the database at `db_url` (whose current contents it
+/// replaces) and the object store, then replays the erasure records. Run it with the service
+/// stopped.
+pub async fn restore(db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary> {
+    let started = Instant::now();
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)
+        .map_err(|e| Error::Invalid("manifest", e.to_string()))?;
+    if manifest.format != 1 {
+        return Err(Error::Invalid(
+            "manifest",
+            format!("unknown format {}", manifest.format),
+        ));
+    }
+    // Check every object before changing anything.
+    for o in &manifest.objects {
+        let raw = std::fs::read(dir.join("objects").join(&o.path))?;
+        if raw.len() as u64 != o.size || hex(&Sha256::digest(&raw)) != o.sha256 {
+            return Err(Error::Tampered(o.path.clone()));
+        }
+    }
+    let src = dir.join(&manifest.database_file);
+    let is_sqlite = db_url.starts_with("sqlite:");
+    match (is_sqlite, manifest.database_file.as_str()) {
+        (true, "database.sqlite") => {
+            let options: sqlx::sqlite::SqliteConnectOptions = db_url.parse()?;
+            let target = options.get_filename().to_owned();
+            if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)?;
+            }
+            // Copy beside, then rename over: the live file is replaced in one step.
+            let tmp = target.with_extension("restoring");
+            std::fs::copy(&src, &tmp)?;
+            let mut wal = target.clone().into_os_string();
+            wal.push("-wal");
+            let _ = std::fs::remove_file(&wal);
+            let mut shm = target.clone().into_os_string();
+            shm.push("-shm");
+            let _ = std::fs::remove_file(&shm);
+            std::fs::rename(&tmp, &target)?;
+        }
+        (false, "database.pgdump") => run(
+            std::process::Command::new(pg_tool("pg_restore"))
+                .arg("--clean")
+                .arg("--if-exists")
+                .arg("--no-owner")
+                .arg("--single-transaction")
+                .arg("--dbname")
+                .arg(db_url)
+                .arg(&src),
+            "pg_restore",
+        )?,
+        (_, file) => {
+            return Err(Error::Invalid(
+                "backup",
+                format!("{file} cannot be restored into this database ({db_url:.10}...)"),
+            ))
+        }
+    }
+    let mut summary = Summary {
+        database_file: manifest.database_file.clone(),
+        ..Summary::default()
+    };
+    for o in &manifest.objects {
+        let raw = std::fs::read(dir.join("objects").join(&o.path))?;
+        blobs
+            .object_store()
+            .put(&blobs.location(&o.path)?, raw.into())
+            .await?;
+        summary.objects += 1;
+        summary.object_bytes += o.size;
+    }
+    let db = Db::connect(db_url).await?; // also brings an older backup's schema up to date
+    summary.erasures_replayed = replay_erasures(&db, blobs).await?;
+    db.close().await;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Erases again every user named by an erasure record (after a restore). Returns how many.
+pub async fn replay_erasures(db: &Db, blobs: &Blobs) -> Result<u64> {
+    let mut erased: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for path in blobs.list(ERASURE_PREFIX).await? {
+        if let Some(name) = path
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(".json"))
+        {
+            erased.insert(name.to_string());
+        }
+    }
+    if erased.is_empty() {
+        return Ok(0);
+    }
+    let mut replayed = 0;
+    let mut after = None;
+    loop {
+        let page = db.users().list(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for user in &page {
+            if erased.contains(&user.subject_hash()) {
+                db.delete_user_everywhere(user.id).await?;
+                blobs.delete_prefix(&user_prefix(user.id)).await?;
+                replayed += 1;
+            }
+        }
+    }
+    Ok(replayed)
+}
