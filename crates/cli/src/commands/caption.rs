@@ -16,7 +16,7 @@ const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "bmp",
 
 /// Output format.
 #[derive(Clone, Copy, PartialEq)]
-enum Format {
+pub enum OutputFormat {
     Text,
     Json,
     Jsonl,
@@ -50,6 +50,10 @@ pub struct Args {
     /// Include generated token ids in JSON output (for parity checks against other runtimes)
     #[arg(long)]
     tokens: bool,
+    /// Caption on a Takarir service instead (one batch job), e.g. http://host:8080; only
+    /// --lang and --alternatives apply there
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
 }
 
 /// Generation options shared by `caption`, `eval` and `bench`; unset ones keep the model's defaults.
@@ -195,14 +199,36 @@ fn outs(c: &[Caption], tokens: bool) -> Vec<CaptionOut<'_>> {
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let format = match (args.json, args.jsonl, args.csv) {
-        (true, _, _) => Format::Json,
-        (_, true, _) => Format::Jsonl,
-        (_, _, true) => Format::Csv,
-        _ => Format::Text,
+        (true, _, _) => OutputFormat::Json,
+        (_, true, _) => OutputFormat::Jsonl,
+        (_, _, true) => OutputFormat::Csv,
+        _ => OutputFormat::Text,
     };
     let files = collect(&args.inputs);
     if files.is_empty() {
         anyhow::bail!("no images found in {:?}", args.inputs);
+    }
+    if let Some(server) = &args.server {
+        let g = &args.gen;
+        if g.beams.is_some()
+            || g.max_tokens.is_some()
+            || g.min_tokens.is_some()
+            || g.length_penalty.is_some()
+            || g.no_repeat_ngram.is_some()
+            || g.repetition_penalty.is_some()
+            || g.sample
+            || args.tokens
+        {
+            anyhow::bail!("with --server only --lang and --alternatives apply (the service chooses the decoding)");
+        }
+        return super::remote::run(super::remote::Remote {
+            server,
+            files: &files,
+            lang: g.lang.as_deref(),
+            alternatives: g.alternatives,
+            format,
+            sidecar: args.sidecar.is_some(),
+        });
     }
     let captioner = args.model.load()?;
     let opts = args.gen.options();
@@ -222,7 +248,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut out = stdout.lock();
     let mut failed = 0usize;
     let mut json_all: Vec<serde_json::Value> = Vec::new();
-    if format == Format::Csv {
+    if format == OutputFormat::Csv {
         writeln!(out, "file,lang,rank,caption,score,error")?;
     }
     for chunk in files.chunks(args.batch as usize) {
@@ -278,15 +304,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             };
             bar.suspend(|| -> std::io::Result<()> {
                 match (format, &result) {
-                    (Format::Text, Ok(r)) => {
+                    (OutputFormat::Text, Ok(r)) => {
                         for c in &r.captions {
                             writeln!(out, "{file}\t{}", c.text)?;
                         }
                     }
-                    (Format::Text, Err(_)) => {}
-                    (Format::Jsonl, _) => writeln!(out, "{}", serde_json::to_string(&record)?)?,
-                    (Format::Json, _) => json_all.push(serde_json::to_value(&record)?),
-                    (Format::Csv, Ok(r)) => {
+                    (OutputFormat::Text, Err(_)) => {}
+                    (OutputFormat::Jsonl, _) => {
+                        writeln!(out, "{}", serde_json::to_string(&record)?)?
+                    }
+                    (OutputFormat::Json, _) => json_all.push(serde_json::to_value(&record)?),
+                    (OutputFormat::Csv, Ok(r)) => {
                         for (rank, c) in r.captions.iter().enumerate() {
                             let lang = c.lang.as_deref().unwrap_or("");
                             writeln!(
@@ -299,7 +327,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                             )?;
                         }
                     }
-                    (Format::Csv, Err(e)) => {
+                    (OutputFormat::Csv, Err(e)) => {
                         writeln!(out, "{},,,,,{}", csv_field(&file), csv_field(e))?
                     }
                 }
@@ -309,7 +337,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     bar.finish_and_clear();
-    if format == Format::Json {
+    if format == OutputFormat::Json {
         writeln!(out, "{}", serde_json::to_string_pretty(&json_all)?)?;
     }
     Ok(if failed > 0 { 1 } else { 0 })

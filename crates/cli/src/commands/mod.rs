@@ -4,6 +4,7 @@ pub mod backup;
 pub mod bench;
 pub mod caption;
 pub mod eval;
+pub mod remote;
 pub mod serve;
 
 use std::path::{Path, PathBuf};
