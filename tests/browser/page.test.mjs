@@ -281,3 +281,31 @@ test("without JavaScript: the plain form answers with the captions", async () =>
   await shot(page, "10-nojs-en-several");
   assert.deepEqual(ctx.problems, []);
 });
+
+test("batch job: several photos as one job, progress bar, result downloads", async () => {
+  const ctx = await openContext({ javaScriptEnabled: true });
+  const page = await page0(ctx);
+  await page.goto(BASE + "/");
+  await assertLabels(page, "id");
+  assert.equal((await page.textContent("#batch-heading")).trim(), "Banyak foto sekaligus");
+  const files = ["coffee.jpg", "rocket.jpg", "astronaut.jpg"];
+  await page.setInputFiles("#batch-files", files.map(sample));
+  await page.click('#batch-form button[type="submit"]');
+  // The bar fills to the number of files and the download links appear.
+  await page.waitForSelector("#batch-links:not([hidden])");
+  const bar = page.locator("#batch-progress");
+  assert.equal(await bar.getAttribute("max"), String(files.length));
+  assert.equal(await bar.evaluate((b) => b.value), files.length);
+  assert.match(await page.textContent("#batch-text"), /Selesai/);
+  await shot(page, "11-batch-done");
+  const href = await page.getAttribute("#batch-csv", "href");
+  const csv = await (await page.request.get(BASE + href)).text();
+  const rows = csv.trim().split("\n");
+  assert.equal(rows[0], "index,file,lang,caption,error_code,error");
+  assert.equal(rows.length, 1 + files.length, csv);
+  for (const f of files) {
+    assert.ok(rows.some((r) => r.includes(`"${f}"`)), `a caption row for ${f}`);
+  }
+  remember(rows.slice(1).map((r) => r.split(",").slice(3, -2).join(",").replace(/^"|"$/g, "")));
+  assert.deepEqual(ctx.problems, [], "no script errors or CSP violations");
+});

@@ -81,6 +81,14 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("contact_title", "Kontak", "Contact"),
     ("version", "Versi", "Version"),
     ("effective", "berlaku sejak", "effective"),
+    ("batch_heading", "Banyak foto sekaligus", "Many photos at once"),
+    ("batch_hint", "Untuk folder atau arsip ZIP: diproses di latar belakang. Gambar dihapus segera setelah diberi takarir; hasil disimpan 7 hari atau sampai Anda menghapusnya.", "For folders or ZIP archives: processed in the background. Images are deleted as soon as they are captioned; results are kept for 7 days or until you delete them."),
+    ("batch_choose", "Pilih gambar atau berkas ZIP", "Choose images or ZIP files"),
+    ("batch_submit", "Kirim sebagai tugas", "Send as a job"),
+    ("batch_sending", "Mengirim…", "Sending…"),
+    ("batch_progress", "Diproses", "Processed"),
+    ("batch_done", "Selesai", "Done"),
+    ("batch_failed", "gagal", "failed"),
 ];
 
 /// Interface strings in one language.

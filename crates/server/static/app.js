@@ -141,3 +141,71 @@
     if (e.clipboardData && e.clipboardData.files && e.clipboardData.files.length) { handle(e.clipboardData.files); }
   });
 })();
+
+// Batch jobs: upload once, then poll the job and fill the progress bar; download links at the end.
+(function () {
+  "use strict";
+  var form = document.getElementById("batch-form");
+  if (!form || !window.FormData || !window.XMLHttpRequest) { return; }
+  var t = function (k) { return form.getAttribute("data-t-" + k) || ""; };
+  var box = document.getElementById("batch-status");
+  var text = document.getElementById("batch-text");
+  var bar = document.getElementById("batch-progress");
+  var links = document.getElementById("batch-links");
+  var langSel = document.getElementById("lang");
+
+  function poll(id) {
+    var xhr = new XMLHttpRequest();
+    xhr.open("GET", "/api/v1/jobs/" + encodeURIComponent(id));
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.addEventListener("load", function () {
+      var s = null;
+      try { s = JSON.parse(xhr.responseText); } catch (e) { s = null; }
+      if (xhr.status !== 200 || !s) { text.textContent = t("error"); return; }
+      var finished = s.done + s.failed;
+      bar.max = Math.max(1, s.total); bar.value = finished;
+      var line = t("progress") + ": " + finished + " / " + s.total;
+      if (s.failed) { line += " (" + s.failed + " " + t("failed") + ")"; }
+      if (s.status === "done") {
+        text.textContent = t("done") + " — " + line;
+        var base = "/api/v1/jobs/" + encodeURIComponent(id) + "/results?format=";
+        document.getElementById("batch-jsonl").href = base + "jsonl";
+        document.getElementById("batch-csv").href = base + "csv";
+        document.getElementById("batch-zip").href = base + "zip";
+        links.hidden = false;
+      } else {
+        text.textContent = line;
+        setTimeout(function () { poll(id); }, 500);
+      }
+    });
+    xhr.addEventListener("error", function () { text.textContent = t("error"); });
+    xhr.send();
+  }
+
+  form.addEventListener("submit", function (e) {
+    var files = document.getElementById("batch-files").files;
+    if (!files || files.length === 0) { return; }
+    e.preventDefault();
+    var fd = new FormData();
+    for (var i = 0; i < files.length; i++) { fd.append("image", files[i], files[i].name); }
+    if (langSel && langSel.value) { fd.append("lang", langSel.value); }
+    box.hidden = false; links.hidden = true;
+    bar.removeAttribute("value");
+    text.textContent = t("sending");
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", "/api/v1/jobs");
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.addEventListener("load", function () {
+      var data = null;
+      try { data = JSON.parse(xhr.responseText); } catch (err) { data = null; }
+      if (xhr.status === 202 && data && data.id) {
+        bar.value = 0;
+        poll(data.id);
+      } else {
+        text.textContent = t("error") + ": " + ((data && data.detail) || xhr.status);
+      }
+    });
+    xhr.addEventListener("error", function () { text.textContent = t("error"); });
+    xhr.send(fd);
+  });
+})();
