@@ -3,8 +3,8 @@
 //! A backup directory holds `database.sqlite` (SQLite `VACUUM INTO`: a consistent snapshot
 //! taken while the service runs) or `database.pgdump` (`pg_dump --format=custom`, one
 //! transaction-consistent snapshot), every object of the object store copied as stored (still
-//! encrypted) under `objects/`, and `manifest.json` listing the objects with their sizes and
-//! SHA-256.
+//! encrypted) under `objects/` except batch inputs (photos waiting to be captioned are never
+//! kept longer than that), and `manifest.json` listing the objects with their sizes and SHA-256.
 //!
 //! Erasures must survive a restore. Besides its `erasure_log` row, every erasure made with
 //! [`erase_user`] writes a record object under `erasure-log/` in the object store, which
@@ -161,7 +161,9 @@ pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<
         ..Summary::default()
     };
     for path in blobs.list("").await? {
-        if path.starts_with(&format!("{ERASURE_PREFIX}/")) {
+        // The erasure records live outside every backup; batch inputs are photos kept only
+        // until captioned, so they never go into a backup either.
+        if path.starts_with(&format!("{ERASURE_PREFIX}/")) || path.starts_with("jobs/") {
             continue;
         }
         // Objects are copied as stored: personal ones stay encrypted in the backup.
