@@ -73,14 +73,21 @@ impl Training<'_> {
     /// The user's items, oldest first.
     pub async fn list(&self, user: UserId) -> Result<Vec<TrainingItem>> {
         let sql = format!("SELECT {COLUMNS} FROM training_items WHERE user_id = $1 ORDER BY id");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, TrainingItem>(&sql)
+        Ok(
+            on_db!(self.0, pool => sqlx::query_as::<_, TrainingItem>(&sql)
             .bind(user)
             .fetch_all(pool)
-            .await)?)
+            .await)?,
+        )
     }
 
     /// Sets the caption of the user's item made with history entry `history` (its correction).
-    pub async fn set_caption(&self, user: UserId, history: HistoryId, caption: &str) -> Result<u64> {
+    pub async fn set_caption(
+        &self,
+        user: UserId,
+        history: HistoryId,
+        caption: &str,
+    ) -> Result<u64> {
         Ok(on_db!(self.0, pool => sqlx::query(
             "UPDATE training_items SET caption = $1 WHERE user_id = $2 AND history_id = $3",
         )
@@ -103,12 +110,19 @@ impl Training<'_> {
     }
 
     /// Items of all users, for the training export, in id order.
-    pub async fn list_all(&self, after: Option<TrainingItemId>, limit: u32) -> Result<Vec<TrainingItem>> {
-        let sql = format!("SELECT {COLUMNS} FROM training_items WHERE id > $1 ORDER BY id LIMIT $2");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, TrainingItem>(&sql)
+    pub async fn list_all(
+        &self,
+        after: Option<TrainingItemId>,
+        limit: u32,
+    ) -> Result<Vec<TrainingItem>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM training_items WHERE id > $1 ORDER BY id LIMIT $2");
+        Ok(
+            on_db!(self.0, pool => sqlx::query_as::<_, TrainingItem>(&sql)
             .bind(after.unwrap_or(TrainingItemId(0)))
             .bind(i64::from(limit))
             .fetch_all(pool)
-            .await)?)
+            .await)?,
+        )
     }
 }

@@ -20,7 +20,14 @@ pub struct UserUsage<'a>(pub(crate) &'a Db);
 
 impl UserUsage<'_> {
     /// Adds `n` captions to the user's counter of (`day`, `lang`, `style`).
-    pub async fn add(&self, user: UserId, day: Date, lang: &str, style: &str, n: u32) -> Result<()> {
+    pub async fn add(
+        &self,
+        user: UserId,
+        day: Date,
+        lang: &str,
+        style: &str,
+        n: u32,
+    ) -> Result<()> {
         on_db!(self.0, pool => sqlx::query(
             "INSERT INTO user_usage_daily (user_id, day, lang, style, count) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (user_id, day, lang, style) \
