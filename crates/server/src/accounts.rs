@@ -240,11 +240,7 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<User, ApiErro
     db.users()
         .mark_email_verified(user.id, OffsetDateTime::now_utc())
         .await?;
-    Ok(db
-        .users()
-        .get(user.id)
-        .await?
-        .ok_or(ApiError::InvalidToken)?)
+    db.users().get(user.id).await?.ok_or(ApiError::InvalidToken)
 }
 
 #[derive(Deserialize)]

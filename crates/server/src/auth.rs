@@ -468,6 +468,22 @@ impl LoginThrottle {
     }
 }
 
+/// Extractor: the connection's peer address, if the server was started with connect info.
+pub struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,21 +510,5 @@ mod tests {
         assert!(t.check("c@x", ip).is_err(), "client limit, any account");
         t.succeeded("a@x");
         assert!(t.check("a@x", other).is_ok());
-    }
-}
-
-/// Extractor: the connection's peer address, if the server was started with connect info.
-pub struct Peer(pub Option<std::net::SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0),
-        ))
     }
 }

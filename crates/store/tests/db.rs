@@ -5,8 +5,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use takarir_store::consents::{PURPOSE_POLICY, PURPOSE_TRAINING};
+use takarir_store::email_tokens::TokenPurpose;
 use takarir_store::history::{HistoryId, HistoryQuery, NewHistoryEntry};
 use takarir_store::preferences::Preferences;
+use takarir_store::training::NewTrainingItem;
 use takarir_store::users::{NewUser, Role, User, UserId};
 use takarir_store::{Backend, Db, Error};
 use time::macros::date;
@@ -687,7 +689,59 @@ both_backends!(
                 .record(u.id, PURPOSE_TRAINING, true, "v1")
                 .await
                 .unwrap();
+            // One row in each account table.
+            let tag = u.id.0.to_string();
+            let later = OffsetDateTime::now_utc() + Duration::days(1);
+            db.sessions()
+                .create(u.id, &format!("session-{tag}"), "csrf", later)
+                .await
+                .unwrap();
+            db.email_tokens()
+                .create(
+                    u.id,
+                    TokenPurpose::Verify,
+                    &format!("verify-{tag}"),
+                    &u.email,
+                    later,
+                )
+                .await
+                .unwrap();
+            db.api_keys()
+                .create(u.id, "k", &format!("key-{tag}"), &["read"])
+                .await
+                .unwrap();
+            db.user_usage()
+                .add(u.id, date!(2026 - 11 - 29), "id", "alt", 1)
+                .await
+                .unwrap();
+            db.training()
+                .create(
+                    u.id,
+                    NewTrainingItem {
+                        object_path: &format!("users/{tag}/training/x"),
+                        history_id: None,
+                        caption: "c",
+                        lang: "id",
+                        format: "jpeg",
+                    },
+                )
+                .await
+                .unwrap();
+            db.exports()
+                .create(u.id, &format!("export-{tag}"), "p", 1, later)
+                .await
+                .unwrap();
+            assert!(db.policy_notices().claim(u.id, "1.0").await.unwrap());
         }
+        // Audit entries about each, each written by the other (as if both were admins).
+        db.audit()
+            .record(alice.id, bob.id, "view", "ticket 1")
+            .await
+            .unwrap();
+        db.audit()
+            .record(bob.id, alice.id, "view", "ticket 2")
+            .await
+            .unwrap();
         db.usage()
             .add(date!(2026 - 11 - 29), "id", "alt", 4)
             .await
@@ -699,11 +753,29 @@ both_backends!(
             (report.history, report.consents, report.preferences),
             (2, 1, 1)
         );
+        assert_eq!(report.account_rows, 8);
+        // Bob keeps the entry about him, without the erased admin.
+        let bob_audit = db.audit().list(bob.id).await.unwrap();
+        assert_eq!(bob_audit.len(), 1);
+        assert_eq!(bob_audit[0].actor_id, None);
+        assert_eq!(bob_audit[0].reason, "ticket 2");
         assert_eq!(report.entry.subject_hash, hash);
 
         // Every table with a user_id column, as the schema stands, holds nothing of Alice.
         let tables = tables_with_user_id(db).await;
-        for expected in ["consents", "history", "preferences"] {
+        for expected in [
+            "consents",
+            "history",
+            "preferences",
+            "sessions",
+            "email_tokens",
+            "api_keys",
+            "user_usage_daily",
+            "training_items",
+            "exports",
+            "audit_log",
+            "policy_notices",
+        ] {
             assert!(tables.iter().any(|t| t == expected), "{tables:?}");
         }
         for table in &tables {
