@@ -26,6 +26,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Run the caption service: HTTP API, web page and metrics.
     Serve(commands::serve::Args),
+    /// Manage staff accounts of the service (admins are made here, never by sign-up).
+    Admin(commands::admin::Args),
 }
 
 /// The service logs its requests (ids, routes, statuses, timings) by default; one-shot commands
@@ -52,6 +54,7 @@ fn main() {
         Command::Eval(a) => commands::eval::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::Admin(a) => commands::admin::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -9,6 +9,7 @@
 //! [`router`] and [`Server`] to bind a chosen listener.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod caption;
