@@ -14,7 +14,7 @@ use crate::middleware::RequestCtx;
 use crate::AppState;
 
 /// Version and date of the privacy policy shown at `/privacy`.
-pub const PRIVACY_VERSION: &str = "1.0";
+pub const PRIVACY_VERSION: &str = "2.0";
 /// Date the privacy policy took effect (ISO 8601).
 pub const PRIVACY_DATE: &str = "2026-11-29";
 
