@@ -6,7 +6,8 @@
 //! Anonymous caption requests write only the aggregate counters (`usage_daily`). A signed-in
 //! user's request also adds to their own counters; to their history only while history is on
 //! (text, settings, time, image size and format: never the image or its EXIF); and, only while
-//! training consent stands, the image (encrypted) and final caption to the training store.
+//! training consent stands, the image's pixels (re-encoded as PNG, so without EXIF; encrypted)
+//! and the final caption to the training store.
 
 use std::io::Write;
 
@@ -493,14 +494,15 @@ async fn try_record(
         if let (true, Some(a), Some((lang, text)), Some(upload)) =
             (training, auth, best.first(), uploads.get(i))
         {
+            let Some(png) = clean_copy(state, upload).await else {
+                continue;
+            };
             let path = format!(
                 "{}/training/{}",
                 user_prefix(a.user.id),
                 crate::auth::random_token()
             );
-            st.blobs
-                .put(&path, &upload.bytes, Sensitivity::Personal)
-                .await?;
+            st.blobs.put(&path, &png, Sensitivity::Personal).await?;
             db.training()
                 .create(
                     a.user.id,
@@ -509,11 +511,33 @@ async fn try_record(
                         history_id: first_history,
                         caption: text,
                         lang,
-                        format: &c.image.format,
+                        format: "png",
                     },
                 )
                 .await?;
         }
     }
     Ok(())
+}
+
+/// The training copy of an upload: its pixels, upright, as a PNG, so that no EXIF value
+/// (GPS position, camera serial, ...) and nothing else of the original file is kept.
+async fn clean_copy(state: &AppState, upload: &Upload) -> Option<Vec<u8>> {
+    let bytes = upload.bytes.clone();
+    let limits = takarir_engine::ImageLimits {
+        max_bytes: state.config().max_upload_bytes,
+        max_pixels: state.config().max_megapixels * 1_000_000,
+    };
+    tokio::task::spawn_blocking(move || {
+        let decoded = takarir_engine::image::decode(&bytes, &limits).ok()?;
+        let mut out = std::io::Cursor::new(Vec::new());
+        decoded
+            .rgb
+            .write_to(&mut out, image::ImageFormat::Png)
+            .ok()?;
+        Some(out.into_inner())
+    })
+    .await
+    .ok()
+    .flatten()
 }

@@ -189,9 +189,13 @@ impl Env {
     }
 
     async fn caption(&self, who: &Who) -> reqwest::Response {
+        self.caption_file(who, "coffee.jpg").await
+    }
+
+    async fn caption_file(&self, who: &Who, name: &str) -> reqwest::Response {
         let form = Form::new().part(
             "image",
-            Part::bytes(sample("coffee.jpg"))
+            Part::bytes(sample(name))
                 .file_name("a.png")
                 .mime_str("image/jpeg")
                 .unwrap(),
@@ -926,7 +930,15 @@ both_backends!(history_training_and_withdrawal, |pg| {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(e.caption(&who).await.status(), StatusCode::OK);
+    // A photo with EXIF metadata (orientation): the training copy keeps none of it.
+    let exif = sample("chelsea-exif-rotated.jpg");
+    assert!(exif.windows(4).any(|w| w == b"Exif"));
+    assert_eq!(
+        e.caption_file(&who, "chelsea-exif-rotated.jpg")
+            .await
+            .status(),
+        StatusCode::OK
+    );
     let uid = e.user_id(&addr).await;
     let me: Value = e
         .call(Method::GET, "/api/v1/me", &who, None)
@@ -939,8 +951,16 @@ both_backends!(history_training_and_withdrawal, |pg| {
     assert!(h["width"].as_u64().unwrap() > 0);
     let items = e.db().training().list(uid).await.unwrap();
     assert_eq!(items.len(), 1);
+    // The pixels only: a PNG of the upright image, nothing of the original file's metadata.
     let stored = e.storage.blobs.get(&items[0].object_path).await.unwrap();
-    assert_eq!(stored.as_ref(), sample("coffee.jpg").as_slice());
+    assert!(stored.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert!(!stored.windows(4).any(|w| w == b"Exif"));
+    let img = image::load_from_memory(&stored).unwrap();
+    assert_eq!(
+        (img.width() as u64, img.height() as u64),
+        (h["width"].as_u64().unwrap(), h["height"].as_u64().unwrap())
+    );
+    assert_eq!(items[0].format, "png");
     assert!(
         e.storage
             .blobs
@@ -1119,7 +1139,7 @@ both_backends!(
             zip_names(&zip),
             vec![
                 "data.json".to_string(),
-                format!("training/{}.jpeg", item.id.0)
+                format!("training/{}.png", item.id.0)
             ]
         );
         let data = zip_file(&zip, "data.json");
@@ -1133,9 +1153,10 @@ both_backends!(
             .unwrap()
             .iter()
             .any(|c| c["purpose"] == "training" && c["granted"] == true));
+        let stored = e.storage.blobs.get(&item.object_path).await.unwrap();
         assert_eq!(
-            zip_file(&zip, &format!("training/{}.jpeg", item.id.0)),
-            sample("coffee.jpg")
+            zip_file(&zip, &format!("training/{}.png", item.id.0)),
+            stored.to_vec()
         );
         // Nothing of the other user.
         let text = String::from_utf8_lossy(&data);
