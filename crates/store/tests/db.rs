@@ -929,3 +929,142 @@ async fn unsupported_database_url_is_refused_without_echoing_it() {
     assert!(matches!(err, Error::UnsupportedDatabaseUrl(_)));
     assert!(!err.to_string().contains("secret"));
 }
+
+both_backends!(account_tokens_expire_and_work_once, |db, url| {
+    let alice = user(db, "alice@example.org").await;
+    let now = OffsetDateTime::now_utc();
+    // Sessions: found by token (stored hashed), gone once expired or deleted.
+    let s = db
+        .sessions()
+        .create(alice.id, "tok-live", "csrf-1", now + Duration::days(1))
+        .await
+        .unwrap();
+    db.sessions()
+        .create(alice.id, "tok-old", "csrf-2", now - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.sessions()
+            .get_by_token("tok-live")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        s.id
+    );
+    assert_eq!(db.sessions().get_by_token("tok-old").await.unwrap(), None);
+    assert_eq!(db.sessions().get_by_token("csrf-1").await.unwrap(), None);
+    assert_eq!(db.sessions().list(alice.id).await.unwrap().len(), 1);
+    assert!(db.sessions().delete_by_token("tok-live").await.unwrap());
+    assert_eq!(db.sessions().get_by_token("tok-live").await.unwrap(), None);
+    assert!(matches!(
+        db.sessions().create(UserId(9999), "x", "y", now).await,
+        Err(Error::NotFound)
+    ));
+    // Email tokens: once, for their purpose, until they expire; a new one replaces the old.
+    let later = now + Duration::hours(1);
+    db.email_tokens()
+        .create(alice.id, TokenPurpose::Verify, "v1", &alice.email, later)
+        .await
+        .unwrap();
+    db.email_tokens()
+        .create(alice.id, TokenPurpose::Verify, "v2", &alice.email, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.email_tokens()
+            .consume(TokenPurpose::Verify, "v1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.email_tokens()
+            .consume(TokenPurpose::Reset, "v2")
+            .await
+            .unwrap(),
+        None
+    );
+    let used = db
+        .email_tokens()
+        .consume(TokenPurpose::Verify, "v2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (used.user_id, used.email.as_str()),
+        (alice.id, alice.email.as_str())
+    );
+    assert_eq!(
+        db.email_tokens()
+            .consume(TokenPurpose::Verify, "v2")
+            .await
+            .unwrap(),
+        None
+    );
+    db.email_tokens()
+        .create(
+            alice.id,
+            TokenPurpose::Reset,
+            "r1",
+            &alice.email,
+            now - Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.email_tokens()
+            .consume(TokenPurpose::Reset, "r1")
+            .await
+            .unwrap(),
+        None
+    );
+    // API keys: authenticated by the key, scoped, revocable.
+    let k = db
+        .api_keys()
+        .create(alice.id, "k", "tkr_secret", &["read", "captions"])
+        .await
+        .unwrap();
+    assert!(k.has_scope("read") && !k.has_scope("write"));
+    assert_eq!(k.prefix, "tkr_secret");
+    let found = db
+        .api_keys()
+        .authenticate("tkr_secret")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.last_used_at.is_some());
+    db.api_keys().delete(alice.id, k.id).await.unwrap();
+    assert_eq!(
+        db.api_keys().authenticate("tkr_secret").await.unwrap(),
+        None
+    );
+    // Exports: by token until expiry; the sweeper deletes expired ones.
+    db.exports()
+        .create(alice.id, "e-live", "p/live", 10, now + Duration::days(7))
+        .await
+        .unwrap();
+    db.exports()
+        .create(alice.id, "e-old", "p/old", 10, now - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(db.exports().get_by_token("e-live").await.unwrap().is_some());
+    assert_eq!(db.exports().get_by_token("e-old").await.unwrap(), None);
+    assert_eq!(
+        db.exports().delete_expired().await.unwrap(),
+        vec!["p/old".to_string()]
+    );
+    assert_eq!(db.exports().list(alice.id).await.unwrap().len(), 1);
+    // Policy notices: claimed once.
+    assert!(db.policy_notices().claim(alice.id, "2.0").await.unwrap());
+    assert!(!db.policy_notices().claim(alice.id, "2.0").await.unwrap());
+    assert_eq!(
+        db.policy_notices().list(alice.id).await.unwrap(),
+        vec!["2.0".to_string()]
+    );
+    // Audit entries need a reason.
+    assert!(matches!(
+        db.audit().record(alice.id, alice.id, "view", "  ").await,
+        Err(Error::Invalid("reason", _))
+    ));
+});
