@@ -30,6 +30,7 @@ pub fn templates() -> Environment<'static> {
         ("privacy.html", include_str!("../templates/privacy.html")),
         ("contact.html", include_str!("../templates/contact.html")),
         ("account.html", include_str!("../templates/account.html")),
+        ("admin.html", include_str!("../templates/admin.html")),
         (
             "account_form.html",
             include_str!("../templates/account_form.html"),

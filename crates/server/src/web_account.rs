@@ -52,6 +52,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/email", post(email))
         .route("/account/delete", post(delete))
         .route("/account/policy/ack", post(policy_ack))
+        .route("/admin", get(admin_page))
+        .route("/admin/users/{id}/access", post(admin_access))
 }
 
 /// Account interface strings: (key, Indonesian, English).
@@ -119,6 +121,21 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("saved", "Tersimpan.", "Saved."),
     ("policy_notice", "Kebijakan privasi baru, versi", "New privacy policy, version"),
     ("policy_ack", "Saya sudah membaca", "I have read it"),
+    ("admin", "Admin", "Admin"),
+    ("aggregates", "Angka gabungan", "Aggregates"),
+    ("accounts", "Akun", "Accounts"),
+    ("verified_accounts", "Akun terverifikasi", "Verified accounts"),
+    ("admins", "Admin", "Admins"),
+    ("usage_30", "Takarir 30 hari terakhir", "Captions, last 30 days"),
+    ("account_status", "Status akun", "Account status"),
+    ("access_rule", "Membuka data pribadi satu pengguna memerlukan alasan; setiap akses tercatat dan terlihat oleh pengguna itu.", "Opening one user's personal data requires a reason; each access is recorded and shown to that user."),
+    ("role", "Peran", "Role"),
+    ("created", "Dibuat", "Created"),
+    ("open_data", "Buka data", "Open data"),
+    ("yes", "ya", "yes"),
+    ("no", "tidak", "no"),
+    ("data_of", "Data pengguna", "Data of user"),
+    ("audited", "Akses ini telah dicatat di log audit pengguna.", "This access has been recorded in the user's audit log."),
     ("prefs_anon", "Tanpa akun, preferensi ini disimpan di cookie peramban Anda.", "Without an account, these preferences are kept in a cookie in your browser."),
 ];
 
@@ -755,4 +772,93 @@ async fn policy_ack(
         Ok("/account?msg=saved".into())
     })
     .await
+}
+
+/// The admin page: aggregates, account status, and (after a reasoned request) one user's data.
+async fn admin_view(
+    state: &AppState,
+    headers: &HeaderMap,
+    lang: Lang,
+    subject: Option<(i64, String)>,
+    f: Option<&HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let a = match f {
+        Some(f) => form_user(state, headers, f).await?,
+        None => auth::authenticate(state, headers)
+            .await?
+            .ok_or(ApiError::Unauthorized)?,
+    };
+    a.require_session()?;
+    a.require_admin()?;
+    let db = &state.storage().db;
+    let users = db.users().list(None, 1000).await?;
+    let today = time::OffsetDateTime::now_utc().date();
+    let usage: Vec<serde_json::Value> = db
+        .usage()
+        .list(today - time::Duration::days(30), today)
+        .await?
+        .iter()
+        .map(|u| serde_json::json!({"day": u.day.to_string(), "lang": u.lang, "style": u.style, "count": u.count}))
+        .collect();
+    let stats = serde_json::json!({
+        "accounts": users.len(),
+        "verified_accounts": users.iter().filter(|u| u.email_verified_at.is_some()).count(),
+        "admins": users.iter().filter(|u| u.role == takarir_store::users::Role::Admin).count(),
+        "usage_last_30_days": usage,
+    });
+    let list: Vec<serde_json::Value> = users
+        .iter()
+        .map(|u| serde_json::json!({"id": u.id.0, "role": u.role.as_str(), "email_verified": u.email_verified_at.is_some(), "created_at": rights::ts(u.created_at)}))
+        .collect();
+    let subject_doc = match subject {
+        Some((id, reason)) => {
+            if reason.trim().is_empty() {
+                return Err(ApiError::ReasonRequired);
+            }
+            let user = db
+                .users()
+                .get(takarir_store::users::UserId(id))
+                .await?
+                .ok_or(ApiError::NotFound)?;
+            db.audit()
+                .record(user.id, a.user.id, "view_personal_data", &reason)
+                .await?;
+            Some(rights::access_document(state, &user).await?)
+        }
+        None => None,
+    };
+    let subject_json = subject_doc
+        .as_ref()
+        .and_then(|d| serde_json::to_string_pretty(d).ok());
+    Ok(render(
+        state,
+        "admin.html",
+        lang,
+        "/admin",
+        context! {
+            a => strings(lang), stats => stats, users => list, csrf => a.csrf(),
+            subject => subject_doc, subject_json => subject_json,
+        },
+    ))
+}
+
+async fn admin_page(State(state): State<AppState>, headers: HeaderMap, ctx: Ctx) -> Response {
+    let lang = lang_of(ctx.as_deref());
+    admin_view(&state, &headers, lang, None, None)
+        .await
+        .unwrap_or_else(|e| error_page(&state, lang, e))
+}
+
+async fn admin_access(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ctx: Ctx,
+    Path(id): Path<i64>,
+    Form(f): Fields,
+) -> Response {
+    let lang = lang_of(ctx.as_deref());
+    let reason = f.get("reason").cloned().unwrap_or_default();
+    admin_view(&state, &headers, lang, Some((id, reason)), Some(&f))
+        .await
+        .unwrap_or_else(|e| error_page(&state, lang, e))
 }

@@ -1789,3 +1789,73 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
     }
     e.finish().await;
 });
+
+both_backends!(admin_page_shows_aggregates_and_audits_access, |pg| {
+    let e = Env::start(pg, |_| {}).await;
+    let admin_addr = email("adm");
+    let hash = takarir_server::auth::hash_password(PASSWORD).await.unwrap();
+    e.db()
+        .users()
+        .create(NewUser {
+            email: &admin_addr,
+            password_hash: &hash,
+            role: Role::Admin,
+        })
+        .await
+        .unwrap();
+    let admin = Who::from_login(e.login(&admin_addr, PASSWORD, None).await).await;
+    let addr = email("subjek");
+    let user = e.register(&addr).await;
+    let uid = e.user_id(&addr).await;
+    // Not for users, not for anyone signed out.
+    for who in [&user, &Who::Nobody] {
+        let r = who
+            .apply(e.client.get(e.url("/admin")))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status() == StatusCode::FORBIDDEN || r.status() == StatusCode::UNAUTHORIZED,
+            "{}",
+            r.status()
+        );
+    }
+    let html = admin
+        .apply(e.client.get(e.url("/admin?lang=en")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("id=\"stat-accounts\">2<"));
+    assert!(!html.contains(&addr), "no address in the overview");
+    let csrf = page_csrf(&html);
+    let open = |reason: &'static str| {
+        admin
+            .apply(
+                e.client
+                    .post(e.url(&format!("/admin/users/{}/access", uid.0))),
+            )
+            .form(&[("csrf", csrf.as_str()), ("reason", reason)])
+            .send()
+    };
+    assert_eq!(open("").await.unwrap().status(), StatusCode::BAD_REQUEST);
+    assert!(e.db().audit().list(uid).await.unwrap().is_empty());
+    let r = open("permintaan pengguna lewat email").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains(&addr));
+    let page = user
+        .apply(e.client.get(e.url("/account")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("permintaan pengguna lewat email"),
+        "the user sees the access"
+    );
+    e.finish().await;
+});
