@@ -253,8 +253,15 @@ async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Option<axum::Extension<RequestCtx>>,
+    auth::Peer(peer): auth::Peer,
     Json(body): Json<Credentials>,
 ) -> Result<Response, ApiError> {
+    // Each sign-up sends an email: limited per client like caption requests.
+    state.rate_limit(client_ip_of(
+        &headers,
+        peer,
+        state.config().trust_forwarded_for,
+    ))?;
     let lang = lang_of(&headers, ctx.as_deref());
     let user = create_account(&state, &body.email, &body.password, lang).await?;
     let (cookie, csrf) = auth::start_session(&state, &headers, &user).await?;
@@ -316,8 +323,15 @@ async fn forgot(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Option<axum::Extension<RequestCtx>>,
+    auth::Peer(peer): auth::Peer,
     Json(body): Json<EmailBody>,
 ) -> Result<StatusCode, ApiError> {
+    // Each request may send an email: limited per client like caption requests.
+    state.rate_limit(client_ip_of(
+        &headers,
+        peer,
+        state.config().trust_forwarded_for,
+    ))?;
     send_reset(&state, &body.email, lang_of(&headers, ctx.as_deref())).await?;
     Ok(StatusCode::ACCEPTED)
 }

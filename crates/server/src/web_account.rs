@@ -293,11 +293,18 @@ async fn signup(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Ctx,
+    auth::Peer(peer): auth::Peer,
     Form(f): Fields,
 ) -> Response {
     let lang = lang_of(ctx.as_deref());
     let r = async {
         check_signed_out_csrf(&headers, &f)?;
+        // It sends an email: limited per client like caption requests.
+        state.rate_limit(client_ip_of(
+            &headers,
+            peer,
+            state.config().trust_forwarded_for,
+        ))?;
         let email = f.get("email").map(String::as_str).unwrap_or("");
         let password = f.get("password").map(String::as_str).unwrap_or("");
         let user = accounts::create_account(&state, email, password, lang).await?;
@@ -374,11 +381,18 @@ async fn forgot(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Ctx,
+    auth::Peer(peer): auth::Peer,
     Form(f): Fields,
 ) -> Response {
     let lang = lang_of(ctx.as_deref());
     let r = async {
         check_signed_out_csrf(&headers, &f)?;
+        // It sends an email: limited per client like caption requests.
+        state.rate_limit(client_ip_of(
+            &headers,
+            peer,
+            state.config().trust_forwarded_for,
+        ))?;
         accounts::send_reset(
             &state,
             f.get("email").map(String::as_str).unwrap_or(""),

@@ -737,6 +737,7 @@ both_backends!(sign_in_is_throttled_per_account_and_client, |pg| {
     let e = Env::start(pg, |c| {
         c.login_failures_per_account = 3;
         c.login_failures_per_client = 5;
+        c.rate_limit_per_minute = 3;
     })
     .await;
     let a = email("thr");
@@ -772,6 +773,27 @@ both_backends!(sign_in_is_throttled_per_account_and_client, |pg| {
         e.login(&b, PASSWORD, None).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
+    // Requests that send email (sign-up, reset) share the per-client rate limit: two sign-ups
+    // above, one reset, then refused.
+    let forgot = json!({"email": a});
+    let r = e
+        .call(
+            Method::POST,
+            "/api/v1/auth/password/forgot",
+            &Who::Nobody,
+            Some(forgot.clone()),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = e
+        .call(
+            Method::POST,
+            "/api/v1/auth/password/forgot",
+            &Who::Nobody,
+            Some(forgot),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     e.finish().await;
 });
 
@@ -1045,6 +1067,35 @@ both_backends!(history_training_and_withdrawal, |pg| {
     );
     let zip = export_zip(&e, &who).await;
     assert_eq!(zip_names(&zip), vec!["data.json"]);
+    // Delete one entry.
+    let list: Value = e
+        .call(Method::GET, "/api/v1/me/history", &who, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let entries = list["history"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 2);
+    let one = entries[0]["id"].as_i64().unwrap();
+    let r = e
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/me/history/{one}"),
+            &who,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = e
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/me/history/{one}"),
+            &who,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(e.db().history().count(uid).await.unwrap(), 1);
     // History off, deleting the entries.
     let r = e
         .call(
