@@ -113,7 +113,7 @@ test("account: sign up, verify by email, history on, caption, export, delete", a
   await shot("history");
 
   // Export: a ZIP behind a link shown once.
-  await Promise.all([page.waitForURL(/export=/), page.click("#create-export")]);
+  await Promise.all([page.waitForSelector("#export-link"), page.click("#create-export")]);
   const href = await page.getAttribute("#export-link", "href");
   const res = await page.request.get(`${BASE}${href}`);
   assert.equal(res.status(), 200);

@@ -458,8 +458,21 @@ async fn page(
         }
         Err(e) => return error_page(&state, lang, e),
     };
+    account_page(&state, &a, lang, &q, None, None).await
+}
+
+/// The access page of a signed-in user. `new_key` / `new_export`: a secret to show once, in
+/// this answer only (never in a URL, where browser history would keep it).
+async fn account_page(
+    state: &AppState,
+    a: &Auth,
+    lang: Lang,
+    q: &HashMap<String, String>,
+    new_key: Option<String>,
+    new_export: Option<String>,
+) -> Response {
     let r = async {
-        let doc = rights::access_document(&state, &a.user).await?;
+        let doc = rights::access_document(state, &a.user).await?;
         let search = q.get("q").cloned().unwrap_or_default();
         let history = state
             .storage()
@@ -478,7 +491,7 @@ async fn page(
             .iter()
             .map(|h| serde_json::json!({"id": h.id.0, "caption": h.caption, "corrected_caption": h.corrected_caption, "lang": h.lang, "style": h.style, "width": h.width, "height": h.height, "format": h.format, "created_at": rights::ts(h.created_at)}))
             .collect();
-        let notice = crate::policy::pending_for(&state, a.user.id).await?;
+        let notice = crate::policy::pending_for(state, a.user.id).await?;
         Ok::<_, ApiError>((doc, history, search, notice))
     }
     .await;
@@ -488,18 +501,18 @@ async fn page(
                 .get("msg")
                 .and_then(|m| strings(lang).get(m.as_str()).copied());
             render(
-                &state,
+                state,
                 "account.html",
                 lang,
                 "/account",
                 context! {
                     a => strings(lang), doc => doc, history => history, search => search,
                     csrf => a.csrf(), msg => msg, policy_notice => notice,
-                    new_key => q.get("key"), new_export => q.get("export"),
+                    new_key => new_key, new_export => new_export,
                 },
             )
         }
-        Err(e) => error_page(&state, lang, e),
+        Err(e) => error_page(state, lang, e),
     }
 }
 
@@ -659,11 +672,16 @@ async fn export(
     Form(f): Fields,
 ) -> Response {
     let lang = lang_of(ctx.as_deref());
-    act(&state, &headers, lang, &f, |state, a| async move {
+    let r = async {
+        let a = form_user(&state, &headers, &f).await?;
         let (_, token) = rights::create_export(&state, &a.user).await?;
-        Ok(format!("/account?export={token}#exports"))
-    })
-    .await
+        Ok::<_, ApiError>((a, token))
+    }
+    .await;
+    match r {
+        Ok((a, token)) => account_page(&state, &a, lang, &HashMap::new(), None, Some(token)).await,
+        Err(e) => error_page(&state, lang, e),
+    }
 }
 
 async fn export_revoke(
@@ -694,11 +712,16 @@ async fn key_create(
         .filter(|s| flag(&f, &format!("scope_{s}")))
         .map(|s| s.to_string())
         .collect();
-    act(&state, &headers, lang, &f, |state, a| async move {
+    let r = async {
+        let a = form_user(&state, &headers, &f).await?;
         let (_, key) = accounts::make_key(&state, &a.user, &name, &scopes).await?;
-        Ok(format!("/account?key={key}#keys"))
-    })
-    .await
+        Ok::<_, ApiError>((a, key))
+    }
+    .await;
+    match r {
+        Ok((a, key)) => account_page(&state, &a, lang, &HashMap::new(), Some(key), None).await,
+        Err(e) => error_page(&state, lang, e),
+    }
 }
 
 async fn key_revoke(
