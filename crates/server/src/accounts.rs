@@ -21,10 +21,11 @@ use takarir_store::exports::ExportId;
 use takarir_store::history::{HistoryId, HistoryQuery};
 use takarir_store::users::{NewUser, Role, User, UserId};
 use time::OffsetDateTime;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::{self, CurrentUser, SCOPES};
 use crate::caption::client_ip_of;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::i18n::Lang;
 use crate::middleware::RequestCtx;
 use crate::rights::{self, ts, PreferencesPatch};
@@ -243,12 +244,24 @@ pub async fn verify_email(state: &AppState, token: &str) -> Result<User, ApiErro
     db.users().get(user.id).await?.ok_or(ApiError::InvalidToken)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Credentials {
     email: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "accounts",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Account made and signed in (session cookie); `{user, csrf_token}`; verification email sent"),
+        (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Weak password or invalid email", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -274,6 +287,17 @@ async fn register(
     Ok(res)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "accounts",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in: a new session cookie; `{user, csrf_token}`"),
+        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts (Retry-After)", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -288,6 +312,16 @@ async fn login(
     Ok(res)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "accounts",
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -301,11 +335,21 @@ async fn logout(
     Ok(res)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct TokenBody {
     token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/verify",
+    tag = "accounts",
+    request_body = TokenBody,
+    responses(
+        (status = 200, description = "Address verified"),
+        (status = 410, description = "Unknown, used or expired link", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn verify(
     State(state): State<AppState>,
     Json(body): Json<TokenBody>,
@@ -314,11 +358,20 @@ async fn verify(
     Ok(Json(json!({"user": user_json(&user)})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct EmailBody {
     email: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password/forgot",
+    tag = "accounts",
+    request_body = EmailBody,
+    responses(
+        (status = 202, description = "A reset link is emailed if the address has an account")
+    )
+)]
 async fn forgot(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -336,12 +389,22 @@ async fn forgot(
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ResetBody {
     token: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password/reset",
+    tag = "accounts",
+    request_body = ResetBody,
+    responses(
+        (status = 204, description = "Password changed; every session ended"),
+        (status = 410, description = "Unknown, used or expired link", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn reset(
     State(state): State<AppState>,
     Json(body): Json<ResetBody>,
@@ -350,6 +413,16 @@ async fn reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "Everything held about the user (schema: /api/v1/export-schema.json) and `policy_notice`"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn me(
     State(state): State<AppState>,
     CurrentUser(a): CurrentUser,
@@ -361,12 +434,23 @@ async fn me(
     Ok(Json(doc))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct MePatch {
     email: Option<String>,
 }
 
 /// Correction of the profile: a new email address, unverified until its link is opened.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me",
+    tag = "accounts",
+    request_body = MePatch,
+    responses(
+        (status = 200, description = "Email changed; unverified until its new link is opened"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn update_me(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -386,12 +470,23 @@ async fn update_me(
     Ok(Json(json!({"user": user_json(&user)})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct PasswordBody {
     password: String,
 }
 
 /// Erasure, after re-entering the password.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me",
+    tag = "accounts",
+    request_body = PasswordBody,
+    responses(
+        (status = 204, description = "Account erased: every row and object"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn delete_me(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -412,6 +507,16 @@ async fn delete_me(
     Ok(res)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/preferences",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "Preferences"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn get_preferences(
     State(state): State<AppState>,
     CurrentUser(a): CurrentUser,
@@ -421,6 +526,18 @@ async fn get_preferences(
     Ok(Json(doc["preferences"].clone()))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me/preferences",
+    tag = "accounts",
+    request_body = PreferencesPatch,
+    responses(
+        (status = 200, description = "Preferences after the change"),
+        (status = 409, description = "Turning history off with entries needs `delete_history`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn patch_preferences(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -433,13 +550,25 @@ async fn patch_preferences(
     Ok(Json(doc["preferences"].clone()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HistoryParams {
     search: Option<String>,
     before: Option<i64>,
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/history",
+    tag = "accounts",
+    params(HistoryParams),
+    responses(
+        (status = 200, description = "`{history: [...]}`, newest first"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn list_history(
     State(state): State<AppState>,
     CurrentUser(a): CurrentUser,
@@ -472,7 +601,7 @@ async fn list_history(
     Ok(Json(json!({"history": items})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Correction {
     corrected_caption: Option<String>,
 }
@@ -496,6 +625,17 @@ pub async fn correct(
     Ok(())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/me/history/{id}",
+    tag = "accounts",
+    request_body = Correction,
+    responses(
+        (status = 204, description = "Correction kept beside the original"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn correct_history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -514,6 +654,16 @@ async fn correct_history(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/history/{id}",
+    tag = "accounts",
+    responses(
+        (status = 204, description = "Entry deleted"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn delete_history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -530,6 +680,16 @@ async fn delete_history(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/history",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "`{deleted: N}`"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn delete_all_history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -540,6 +700,16 @@ async fn delete_all_history(
     Ok(Json(json!({"deleted": n})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/usage",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "Captions per day, language and style"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn usage(
     State(state): State<AppState>,
     CurrentUser(a): CurrentUser,
@@ -549,11 +719,22 @@ async fn usage(
     Ok(Json(json!({"usage": doc["usage"]})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ConsentBody {
     granted: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/consents/training",
+    tag = "accounts",
+    request_body = ConsentBody,
+    responses(
+        (status = 204, description = "Recorded; on withdrawal the training items are deleted at once"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn training_consent(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -565,6 +746,16 @@ async fn training_consent(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/exports",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "The live exports"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn list_exports(
     State(state): State<AppState>,
     CurrentUser(a): CurrentUser,
@@ -576,6 +767,16 @@ async fn list_exports(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/exports",
+    tag = "accounts",
+    responses(
+        (status = 201, description = "Export made; `url` downloads the ZIP for 7 days"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn create_export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -588,6 +789,16 @@ async fn create_export(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/exports/{id}",
+    tag = "accounts",
+    responses(
+        (status = 204, description = "Link revoked and ZIP deleted"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn revoke_export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -599,6 +810,15 @@ async fn revoke_export(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/exports/{token}",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "The export ZIP", content_type = "application/zip"),
+        (status = 410, description = "Expired or revoked", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn download_export(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -621,6 +841,16 @@ async fn download_export(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/api-keys",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "Keys (never the keys themselves)"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn list_keys(
     State(state): State<AppState>,
     CurrentUser(a): CurrentUser,
@@ -630,7 +860,7 @@ async fn list_keys(
     Ok(Json(json!({"api_keys": doc["api_keys"]})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct NewKey {
     name: String,
     scopes: Vec<String>,
@@ -688,6 +918,17 @@ pub async fn make_key(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/api-keys",
+    tag = "accounts",
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The key, shown in this answer only"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn create_key(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -701,6 +942,16 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/me/api-keys/{id}",
+    tag = "accounts",
+    responses(
+        (status = 204, description = "Key revoked"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn revoke_key(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -718,11 +969,22 @@ async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct AckBody {
     version: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/policy/ack",
+    tag = "accounts",
+    request_body = AckBody,
+    responses(
+        (status = 204, description = "Acknowledgement recorded"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn ack_policy(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -734,6 +996,14 @@ async fn ack_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/export-schema.json",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "JSON Schema of the export's data.json", content_type = "application/schema+json")
+    )
+)]
 async fn export_schema() -> Response {
     (
         [(
@@ -746,6 +1016,16 @@ async fn export_schema() -> Response {
 }
 
 /// Aggregates for operators: nothing that identifies a person.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/stats",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "Aggregates without personal data"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn admin_stats(
     State(state): State<AppState>,
     CurrentUser(a): CurrentUser,
@@ -770,6 +1050,16 @@ async fn admin_stats(
 }
 
 /// Account status without personal data: id, role, verified, created.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "Account status (no addresses)"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn admin_users(
     State(state): State<AppState>,
     CurrentUser(a): CurrentUser,
@@ -783,12 +1073,24 @@ async fn admin_users(
     Ok(Json(json!({"users": list})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ReasonBody {
     reason: Option<String>,
 }
 
 /// One user's data, for a stated reason, recorded in the audit log the user sees.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/access",
+    tag = "accounts",
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "The user's data; the access is in their audit log"),
+        (status = 400, description = "No reason given", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
+    )
+)]
 async fn admin_access(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -813,3 +1115,21 @@ async fn admin_access(
         .await?;
     Ok(Json(rights::access_document(&state, &subject).await?))
 }
+
+/// The OpenAPI description of the account routes (merged into `/api/v1/openapi.json`).
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        register, login, logout, verify, forgot, reset, me, update_me, delete_me,
+        get_preferences, patch_preferences, list_history, correct_history, delete_history,
+        delete_all_history, usage, training_consent, list_exports, create_export, revoke_export,
+        download_export, list_keys, create_key, revoke_key, ack_policy, export_schema,
+        admin_stats, admin_users, admin_access
+    ),
+    components(schemas(
+        Credentials, TokenBody, EmailBody, ResetBody, MePatch, PasswordBody, PreferencesPatch,
+        Correction, ConsentBody, NewKey, AckBody, ReasonBody
+    )),
+    tags((name = "accounts", description = "Optional accounts and the data rights: cookie sessions (changes need X-CSRF-Token) or Bearer API keys (scopes captions, read, write, admin)"))
+)]
+pub struct AccountsDoc;

@@ -325,7 +325,9 @@ pub async fn models(State(state): State<AppState>) -> Json<Models> {
 
 /// The OpenAPI document of this API.
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::accounts::AccountsDoc::openapi());
+    Json(doc)
 }
 
 /// Prometheus metrics.

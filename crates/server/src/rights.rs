@@ -281,7 +281,7 @@ pub async fn delete_expired_exports(state: &AppState) {
 
 /// A change of preferences; absent fields stay as they are. For `lang`, `style` and
 /// `alternatives`, an empty string / 0 goes back to the service's default.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct PreferencesPatch {
     /// `id`, `en`, `both`, or empty for the default.
     pub lang: Option<String>,

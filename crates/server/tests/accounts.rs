@@ -461,6 +461,25 @@ both_backends!(anonymous_use_leaves_no_rows_but_counters, |pg| {
             .status(),
         StatusCode::OK
     );
+    // The account routes are in the OpenAPI document.
+    let doc: Value = e
+        .client
+        .get(e.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/me", "delete"),
+        ("/api/v1/me/exports", "post"),
+        ("/api/v1/admin/users/{id}/access", "post"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    assert!(doc["components"]["schemas"]["PreferencesPatch"].is_object());
     for (table, n) in e.table_counts().await {
         if table == "usage_daily" {
             assert!(n >= 1, "the aggregate counter counts anonymous captions");
