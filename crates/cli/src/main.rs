@@ -30,6 +30,8 @@ enum Command {
     Backup(commands::backup::BackupArgs),
     /// Restore a backup (service stopped), then erase again every account erased since.
     Restore(commands::backup::RestoreArgs),
+    /// Manage staff accounts of the service (admins are made here, never by sign-up).
+    Admin(commands::admin::Args),
 }
 
 /// The service logs its requests (ids, routes, statuses, timings) by default; one-shot commands
@@ -58,6 +60,7 @@ fn main() {
         Command::Serve(a) => commands::serve::run(a),
         Command::Backup(a) => commands::backup::backup(a),
         Command::Restore(a) => commands::backup::restore(a),
+        Command::Admin(a) => commands::admin::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

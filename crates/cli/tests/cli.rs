@@ -330,3 +330,37 @@ fn eval_scores_a_reference_set() {
         serde_json::from_str(&std::fs::read_to_string(preds).unwrap()).unwrap();
     assert_eq!(p.as_object().unwrap().len(), 2);
 }
+
+#[test]
+fn admin_create_makes_a_staff_account_from_the_command_line() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |email: &str, password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_takarir"))
+            .args(["admin", "create", "--email", email])
+            .env("TAKARIR_DATA_DIR", data.path())
+            .env_remove("TAKARIR_ADMIN_PASSWORD")
+            .env_remove("TAKARIR_DATABASE_URL")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let weak = run("staf@contoh.id", "pendek");
+    assert_eq!(weak.status.code(), Some(2));
+    assert!(
+        text(&weak.stderr).contains("at least 10"),
+        "{}",
+        text(&weak.stderr)
+    );
+    let made = run("staf@contoh.id", "kata-sandi-pegawai-panjang");
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    assert!(text(&made.stdout).contains("admin account created (id 1)"));
+    let again = run("STAF@contoh.id", "");
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert!(text(&again.stdout).contains("account 1 is already an admin"));
+    assert!(data.path().join("takarir.db").is_file());
+}

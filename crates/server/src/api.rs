@@ -211,11 +211,23 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
     let mut hint = None;
     let result = async {
         state.rate_limit(client_ip(&req, state.config().trust_forwarded_for))?;
+        let headers = req.headers().clone();
+        let auth = crate::auth::caption_auth(
+            crate::auth::authenticate(&state, &headers).await?,
+            &headers,
+            None,
+        )?;
+        let prefs = crate::auth::effective_preferences(&state, auth.as_ref(), &headers).await?;
         let permit = state.queue_permit()?;
-        let sub = read_submission(&state, req).await?;
+        let mut sub = read_submission(&state, req).await?;
         hint = sub.lang_hint();
+        let mut pairs = crate::rights::preference_pairs(&prefs);
+        pairs.append(&mut sub.pairs);
+        sub.pairs = pairs;
         let opts = sub.options()?;
+        let kept = sub.uploads.clone();
         let results = caption(&state, permit, sub.uploads, &opts).await?;
+        crate::rights::record_captions(&state, auth.as_ref(), &kept, &results, &opts).await;
         let ms = || started.elapsed().as_secs_f64() * 1000.0;
         if results.len() == 1 {
             let r = results.into_iter().next().expect("one result");
@@ -313,7 +325,9 @@ pub async fn models(State(state): State<AppState>) -> Json<Models> {
 
 /// The OpenAPI document of this API.
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::accounts::AccountsDoc::openapi());
+    Json(doc)
 }
 
 /// Prometheus metrics.

@@ -274,9 +274,23 @@ impl Submission {
 /// is behind a reverse proxy), the last address in `X-Forwarded-For` (the one the proxy added).
 /// Used only as a rate-limit key in memory; never logged.
 pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> std::net::IpAddr {
+    client_ip_of(
+        req.headers(),
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
+        trust_forwarded_for,
+    )
+}
+
+/// [`client_ip`] from the headers and the peer address.
+pub fn client_ip_of(
+    headers: &axum::http::HeaderMap,
+    peer: Option<SocketAddr>,
+    trust_forwarded_for: bool,
+) -> std::net::IpAddr {
     if trust_forwarded_for {
-        let forwarded = req
-            .headers()
+        let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -287,9 +301,7 @@ pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> std::net::IpAddr {
             return ip;
         }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+    peer.map(|p| p.ip())
         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
 }
 

@@ -40,6 +40,12 @@ use serde::Deserialize;
 /// | `sweep_interval_seconds` | `3600` | how often the retention sweeper runs |
 /// | `history_retention_days` | `0` | delete caption history older than this (`0`: keep until the user deletes it) |
 /// | `encryption_keys` | a key generated into `<data_dir>/encryption.keys` on first start | `ID:HEX,ID:HEX` (oldest first; the last encrypts, all decrypt) for objects holding personal data |
+/// | `public_url` | `http://<listen>` | the address users reach the service at; links in emails start with it. `https://...` also marks session cookies `Secure` |
+/// | `smtp_url` | none (no email is sent; sign-up still works, addresses stay unverified) | `smtp://HOST:PORT` (plain, loopback relays only), `smtp://USER:PASS@HOST:587?tls=required` (STARTTLS), `smtps://USER:PASS@HOST:465` |
+/// | `mail_from` | `Takarir <takarir@localhost>` | sender of account emails |
+/// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before 429 |
+/// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 |
+/// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -95,6 +101,18 @@ pub struct ServerConfig {
     pub sweep_interval_seconds: u64,
     /// Days of caption history kept; 0 keeps it until the user deletes it.
     pub history_retention_days: u64,
+    /// Base URL for links in emails; `None`: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// SMTP relay for account emails; `None`: no email is sent.
+    pub smtp_url: Option<String>,
+    /// Sender of account emails.
+    pub mail_from: String,
+    /// Failed sign-ins per account per 15 minutes.
+    pub login_failures_per_account: u32,
+    /// Failed sign-ins per client IP per 15 minutes.
+    pub login_failures_per_client: u32,
+    /// Policy versions file; `None`: the compiled-in list.
+    pub policy_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +144,12 @@ impl Default for ServerConfig {
             job_workers: 1,
             sweep_interval_seconds: 3600,
             history_retention_days: 0,
+            public_url: None,
+            smtp_url: None,
+            mail_from: "Takarir <takarir@localhost>".into(),
+            login_failures_per_account: 5,
+            login_failures_per_client: 20,
+            policy_file: None,
         }
     }
 }
@@ -179,6 +203,12 @@ const KEYS: &[(&str, Kind)] = &[
     ("job_workers", Kind::Number),
     ("sweep_interval_seconds", Kind::Number),
     ("history_retention_days", Kind::Number),
+    ("public_url", Kind::Text),
+    ("smtp_url", Kind::Text),
+    ("mail_from", Kind::Text),
+    ("login_failures_per_account", Kind::Number),
+    ("login_failures_per_client", Kind::Number),
+    ("policy_file", Kind::Text),
 ];
 
 impl ServerConfig {
@@ -276,6 +306,20 @@ impl ServerConfig {
             let dir = std::path::absolute(&dir).unwrap_or(dir);
             format!("file://{}", dir.display())
         })
+    }
+
+    /// The base URL for links, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Whether cookies must be `Secure` (HTTPS here or in front).
+    pub fn secure_cookies(&self) -> bool {
+        self.tls() || self.public_url().starts_with("https://")
     }
 
     /// Whether HTTPS is configured.

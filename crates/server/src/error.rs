@@ -92,6 +92,38 @@ pub enum ApiError {
     JobInputLost,
     /// A webhook URL that is not an absolute http(s) URL.
     InvalidWebhook,
+    /// The route needs a signed-in user or an API key, and the request has neither (or an
+    /// unknown key).
+    Unauthorized,
+    /// Signed in, but not allowed: an API key without the scope, or not an admin.
+    Forbidden {
+        /// What is missing (a scope name, `admin`, `session`).
+        missing: String,
+    },
+    /// A form or a cookie-authenticated API call without the right CSRF token.
+    CsrfFailed,
+    /// Wrong email or password (never says which).
+    InvalidCredentials,
+    /// The password does not meet the minimums.
+    WeakPassword {
+        /// Which rule: `too_short`, `contains_email`.
+        rule: &'static str,
+    },
+    /// The email address is already taken.
+    EmailTaken,
+    /// The email address is not valid.
+    InvalidEmail,
+    /// Too many failed sign-ins for this account or from this client.
+    TooManyAttempts {
+        /// Seconds until a sign-in is admitted again.
+        retry_after: u64,
+    },
+    /// An email or export link that is unknown, used or expired.
+    InvalidToken,
+    /// Turning history off while entries exist needs a decision: keep or delete them.
+    HistoryDecisionRequired,
+    /// Staff access to a user's data needs a stated reason.
+    ReasonRequired,
 }
 
 /// An RFC 9457 problem document.
@@ -136,6 +168,13 @@ impl ApiError {
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Forbidden { .. } | CsrfFailed => StatusCode::FORBIDDEN,
+            WeakPassword { .. } | InvalidEmail => StatusCode::UNPROCESSABLE_ENTITY,
+            EmailTaken | HistoryDecisionRequired => StatusCode::CONFLICT,
+            TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            InvalidToken => StatusCode::GONE,
+            ReasonRequired => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -163,15 +202,26 @@ impl ApiError {
             NestedArchive => "nested_archive",
             JobInputLost => "job_input_lost",
             InvalidWebhook => "invalid_webhook",
+            Unauthorized => "unauthorized",
+            Forbidden { .. } => "forbidden",
+            CsrfFailed => "csrf_failed",
+            InvalidCredentials => "invalid_credentials",
+            WeakPassword { .. } => "weak_password",
+            EmailTaken => "email_taken",
+            InvalidEmail => "invalid_email",
+            TooManyAttempts { .. } => "too_many_attempts",
+            InvalidToken => "invalid_token",
+            HistoryDecisionRequired => "history_decision_required",
+            ReasonRequired => "reason_required",
         }
     }
 
     /// Seconds for a `Retry-After` header, where one applies.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::RateLimited { retry_after } | ApiError::Busy { retry_after } => {
-                Some(*retry_after)
-            }
+            ApiError::RateLimited { retry_after }
+            | ApiError::Busy { retry_after }
+            | ApiError::TooManyAttempts { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -318,6 +368,78 @@ impl ApiError {
                 "`webhook_url` harus berupa URL http(s) lengkap.".into(),
                 "`webhook_url` must be an absolute http(s) URL.".into(),
             ),
+            Unauthorized => (
+                "Perlu masuk",
+                "Sign-in required",
+                "Masuk ke akun Anda atau kirim kunci API yang valid (Authorization: Bearer).".into(),
+                "Sign in to your account or send a valid API key (Authorization: Bearer).".into(),
+            ),
+            Forbidden { missing } => (
+                "Tidak diizinkan",
+                "Not allowed",
+                format!("Akses ini memerlukan `{missing}`."),
+                format!("This access needs `{missing}`."),
+            ),
+            CsrfFailed => (
+                "Token formulir tidak valid",
+                "Invalid form token",
+                "Formulir ini kedaluwarsa atau tidak berasal dari situs ini. Muat ulang halaman dan coba lagi.".into(),
+                "This form has expired or did not come from this site. Reload the page and try again.".into(),
+            ),
+            InvalidCredentials => (
+                "Gagal masuk",
+                "Sign-in failed",
+                "Email atau kata sandi salah.".into(),
+                "Wrong email or password.".into(),
+            ),
+            WeakPassword { rule } => (
+                "Kata sandi terlalu lemah",
+                "Password too weak",
+                match *rule {
+                    "contains_email" => "Kata sandi tidak boleh memuat alamat email Anda.".into(),
+                    _ => "Kata sandi harus terdiri dari paling sedikit 10 karakter.".into(),
+                },
+                match *rule {
+                    "contains_email" => "The password must not contain your email address.".into(),
+                    _ => "The password must be at least 10 characters long.".into(),
+                },
+            ),
+            EmailTaken => (
+                "Email sudah terdaftar",
+                "Email already registered",
+                "Alamat email ini sudah dipakai akun lain.".into(),
+                "This email address is already used by another account.".into(),
+            ),
+            InvalidEmail => (
+                "Email tidak valid",
+                "Invalid email",
+                "Masukkan alamat email yang valid.".into(),
+                "Enter a valid email address.".into(),
+            ),
+            TooManyAttempts { retry_after } => (
+                "Terlalu banyak percobaan masuk",
+                "Too many sign-in attempts",
+                format!("Terlalu banyak percobaan gagal. Coba lagi dalam {retry_after} detik."),
+                format!("Too many failed attempts. Try again in {retry_after} seconds."),
+            ),
+            InvalidToken => (
+                "Tautan tidak berlaku",
+                "Link no longer valid",
+                "Tautan ini tidak dikenal, sudah dipakai, atau kedaluwarsa.".into(),
+                "This link is unknown, already used, or expired.".into(),
+            ),
+            HistoryDecisionRequired => (
+                "Pilih nasib riwayat",
+                "Decide about the history",
+                "Riwayat Anda berisi entri. Nyatakan apakah entri itu dihapus atau disimpan (`delete_history`).".into(),
+                "Your history has entries. Say whether to delete or keep them (`delete_history`).".into(),
+            ),
+            ReasonRequired => (
+                "Alasan diperlukan",
+                "Reason required",
+                "Membuka data pribadi pengguna memerlukan alasan tertulis.".into(),
+                "Opening a user's personal data requires a written reason.".into(),
+            ),
         };
         match lang {
             Lang::Id => (ti.to_string(), di),
@@ -372,6 +494,21 @@ impl IntoResponse for ApiError {
         let mut res = self.render(Lang::default(), "");
         res.extensions_mut().insert(self);
         res
+    }
+}
+
+impl From<takarir_store::Error> for ApiError {
+    fn from(e: takarir_store::Error) -> Self {
+        match e {
+            takarir_store::Error::NotFound => ApiError::NotFound,
+            takarir_store::Error::Conflict("email") => ApiError::EmailTaken,
+            takarir_store::Error::Invalid("email", _) => ApiError::InvalidEmail,
+            takarir_store::Error::Invalid("reason", _) => ApiError::ReasonRequired,
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                ApiError::Internal
+            }
+        }
     }
 }
 

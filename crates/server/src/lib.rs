@@ -8,17 +8,24 @@
 //! Use [`ServerConfig::load`] and [`serve`]; tests and embedders can use [`AppState`],
 //! [`router`] and [`Server`] to bind a chosen listener.
 
+pub mod accounts;
+pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod caption;
 pub mod config;
 pub mod error;
 pub mod i18n;
 pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod middleware;
+pub mod policy;
 pub mod ratelimit;
+pub mod rights;
 pub mod storage;
 pub mod web;
+pub mod web_account;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,10 +61,16 @@ struct Inner {
     metrics: metrics::Metrics,
     templates: minijinja::Environment<'static>,
     started: Instant,
+    mailer: mail::Mailer,
+    login_throttle: auth::LoginThrottle,
+    policy: policy::Policy,
 }
 
 impl AppState {
     /// State around an already loaded model and opened storage.
+    ///
+    /// Panics on an invalid `smtp_url`, `mail_from` or `policy_file`; [`AppState::load`]
+    /// reports those as errors first.
     pub fn new(config: ServerConfig, captioner: Arc<Captioner>, storage: Storage) -> Self {
         let metrics = metrics::Metrics::new();
         metrics.queue_capacity.set(config.queue_capacity as i64);
@@ -71,6 +84,12 @@ impl AppState {
                 limiter: ratelimit::RateLimiter::new(config.rate_limit_per_minute),
                 templates: web::templates(),
                 started: Instant::now(),
+                mailer: mail::Mailer::new(&config).expect("valid smtp_url and mail_from"),
+                login_throttle: auth::LoginThrottle::new(
+                    config.login_failures_per_account,
+                    config.login_failures_per_client,
+                ),
+                policy: load_policy(&config).expect("valid policy_file"),
                 metrics,
                 captioner,
                 storage,
@@ -83,6 +102,8 @@ impl AppState {
 
     /// Opens the storage, loads the configured model (on a blocking thread) and builds the state.
     pub async fn load(config: ServerConfig) -> anyhow::Result<Self> {
+        mail::Mailer::new(&config)?;
+        load_policy(&config)?;
         let storage = Storage::open(&config).await?;
         let mut opts = CaptionerOptions::new(config.model.clone());
         if let Some(t) = config.threads {
@@ -132,6 +153,21 @@ impl AppState {
     /// Resolves when this node receives a job.
     pub async fn jobs_notified(&self) {
         self.inner.job_signal.notified().await
+    }
+
+    /// The account mailer.
+    pub fn mailer(&self) -> &mail::Mailer {
+        &self.inner.mailer
+    }
+
+    /// Failed sign-in counters.
+    pub fn login_throttle(&self) -> &auth::LoginThrottle {
+        &self.inner.login_throttle
+    }
+
+    /// Privacy-policy versions.
+    pub fn policy(&self) -> &policy::Policy {
+        &self.inner.policy
     }
 
     /// Metrics.
@@ -205,6 +241,17 @@ fn node_id() -> String {
     )
 }
 
+fn load_policy(config: &ServerConfig) -> anyhow::Result<policy::Policy> {
+    match &config.policy_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            policy::Policy::parse(&text).with_context(|| format!("parsing {}", path.display()))
+        }
+        None => Ok(policy::Policy::built_in()),
+    }
+}
+
 /// A place in the inference queue; freed on drop.
 pub struct QueuePermit {
     _permit: OwnedSemaphorePermit,
@@ -245,6 +292,8 @@ pub fn router(state: AppState) -> Router {
         .route("/static/app.js", get(web::app_js))
         .route("/static/app.css", get(web::app_css))
         .route("/metrics", get(api::metrics))
+        .merge(accounts::router())
+        .merge(web_account::router())
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -302,6 +351,20 @@ impl Server {
             .chain([jobs::spawn_sweeper(&self.state)])
             .map(AbortOnDrop)
             .collect();
+        // Account upkeep: announce a significant new policy version (once per user), and
+        // delete exports past their 7 days, now and every hour.
+        let state = self.state.clone();
+        let upkeep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = policy::notify_all(&state).await {
+                    tracing::error!(error = ?e, "policy notices failed");
+                }
+                rights::delete_expired_exports(&state).await;
+            }
+        });
+        let _abort_upkeep = AbortOnDrop(upkeep);
         let addr = self.local_addr()?;
         let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
         if let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) {

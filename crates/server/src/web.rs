@@ -14,7 +14,7 @@ use crate::middleware::RequestCtx;
 use crate::AppState;
 
 /// Version and date of the privacy policy shown at `/privacy`.
-pub const PRIVACY_VERSION: &str = "1.0";
+pub const PRIVACY_VERSION: &str = "2.0";
 /// Date the privacy policy took effect (ISO 8601).
 pub const PRIVACY_DATE: &str = "2026-11-29";
 
@@ -29,6 +29,12 @@ pub fn templates() -> Environment<'static> {
         ("index.html", include_str!("../templates/index.html")),
         ("privacy.html", include_str!("../templates/privacy.html")),
         ("contact.html", include_str!("../templates/contact.html")),
+        ("account.html", include_str!("../templates/account.html")),
+        ("admin.html", include_str!("../templates/admin.html")),
+        (
+            "account_form.html",
+            include_str!("../templates/account_form.html"),
+        ),
     ] {
         env.add_template(name, src).expect("templates compile");
     }
@@ -89,6 +95,9 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("batch_progress", "Diproses", "Processed"),
     ("batch_done", "Selesai", "Done"),
     ("batch_failed", "gagal", "failed"),
+    ("nav_account", "Akun", "Account"),
+    ("policy_notice", "Kebijakan privasi baru, versi", "New privacy policy, version"),
+    ("policy_ack", "Saya sudah membaca", "I have read it"),
 ];
 
 /// Interface strings in one language.
@@ -118,7 +127,7 @@ struct CaptionView {
     lang: String,
 }
 
-fn ctx_of(req: &Request) -> RequestCtx {
+pub(crate) fn ctx_of(req: &Request) -> RequestCtx {
     req.extensions()
         .get::<RequestCtx>()
         .cloned()
@@ -128,7 +137,7 @@ fn ctx_of(req: &Request) -> RequestCtx {
         })
 }
 
-fn render(
+pub(crate) fn render(
     state: &AppState,
     name: &str,
     lang: Lang,
@@ -179,7 +188,34 @@ fn render(
 /// `GET /`: the upload form.
 pub async fn index(State(state): State<AppState>, req: Request) -> Response {
     let ctx = ctx_of(&req);
-    render(&state, "index.html", ctx.lang, "/", context! {})
+    let auth = crate::auth::authenticate(&state, req.headers())
+        .await
+        .ok()
+        .flatten();
+    let prefs = crate::auth::effective_preferences(&state, auth.as_ref(), req.headers())
+        .await
+        .unwrap_or_default();
+    let notice = match &auth {
+        Some(a) => crate::policy::pending_for(&state, a.user.id)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    render(
+        &state,
+        "index.html",
+        ctx.lang,
+        "/",
+        context! {
+            csrf => auth.as_ref().and_then(|a| a.csrf().map(str::to_owned)),
+            signed_in => auth.is_some(),
+            sel_lang => prefs.lang.clone().unwrap_or_default(),
+            sel_style => prefs.style.clone().unwrap_or_default(),
+            sel_alternatives => prefs.alternatives.unwrap_or(1),
+            policy_notice => notice,
+        },
+    )
 }
 
 /// `POST /`: the form without JavaScript; answers with the page and the captions.
@@ -190,13 +226,30 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
         alternatives: 1,
         ..Options::default()
     };
+    let mut csrf = None;
     let outcome = async {
         state.rate_limit(client_ip(&req, state.config().trust_forwarded_for))?;
+        let headers = req.headers().clone();
+        let signed_in = crate::auth::authenticate(&state, &headers).await?;
+        csrf = signed_in.as_ref().and_then(|a| a.csrf().map(str::to_owned));
         let permit = state.queue_permit()?;
-        let sub = read_submission(&state, req).await?;
+        let mut sub = read_submission(&state, req).await?;
+        let form_csrf = sub
+            .pairs
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.clone());
+        let auth = crate::auth::caption_auth(signed_in, &headers, form_csrf.as_deref())?;
+        let prefs = crate::auth::effective_preferences(&state, auth.as_ref(), &headers).await?;
+        let mut pairs = crate::rights::preference_pairs(&prefs);
+        pairs.append(&mut sub.pairs);
+        sub.pairs = pairs;
         let opts = sub.options()?;
         form = opts.clone();
-        caption(&state, permit, sub.uploads, &opts).await
+        let kept = sub.uploads.clone();
+        let results = caption(&state, permit, sub.uploads, &opts).await?;
+        crate::rights::record_captions(&state, auth.as_ref(), &kept, &results, &opts).await;
+        Ok::<_, ApiError>(results)
     }
     .await;
     let selected = context! {
@@ -209,6 +262,7 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
         sel_style => form.style.as_str(),
         sel_alternatives => form.alternatives,
         sel_gender_neutral => form.gender_neutral,
+        csrf => csrf,
     };
     match outcome {
         Ok(results) => {

@@ -90,6 +90,9 @@
     var xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/v1/captions");
     xhr.setRequestHeader("Accept", "application/json");
+    // Signed in: the session's CSRF token, so the caption counts for the account (history).
+    var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+    if (csrfMeta) { xhr.setRequestHeader("X-CSRF-Token", csrfMeta.getAttribute("content")); }
     xhr.upload.addEventListener("progress", function (e) {
       if (e.lengthComputable) { bar.value = Math.round(100 * e.loaded / e.total); }
       if (e.loaded === e.total) { status.textContent = t("processing"); bar.removeAttribute("value"); }

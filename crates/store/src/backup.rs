@@ -17,17 +17,12 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::erasure::ErasureReport;
+use crate::erasure::{user_prefix, ErasureReport};
 use crate::users::UserId;
 use crate::{Blobs, Db, Error, Result, Sensitivity};
 
 /// Object prefix of the erasure records (outside every backup).
 pub const ERASURE_PREFIX: &str = "erasure-log";
-
-/// The object prefix holding everything of one user (training items, exports).
-pub fn user_prefix(user: UserId) -> String {
-    format!("users/{}", user.0)
-}
 
 /// Erases an account everywhere: its rows (one transaction, logged), its objects, and an
 /// erasure record outside the backups so a restore erases it again.

@@ -7,12 +7,20 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::api_keys::ApiKeys;
+use crate::audit::Audit;
 use crate::consents::Consents;
+use crate::email_tokens::EmailTokens;
 use crate::erasure::ErasureLog;
+use crate::exports::Exports;
 use crate::history::History;
 use crate::jobs::Jobs;
+use crate::policy::PolicyNotices;
 use crate::preferences::PreferencesTable;
+use crate::sessions::Sessions;
+use crate::training::Training;
 use crate::usage::Usage;
+use crate::user_usage::UserUsage;
 use crate::users::Users;
 use crate::{Error, Result};
 
@@ -136,5 +144,37 @@ impl Db {
 
     pub fn jobs(&self) -> Jobs<'_> {
         Jobs(self)
+    }
+
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(self)
+    }
+
+    pub fn email_tokens(&self) -> EmailTokens<'_> {
+        EmailTokens(self)
+    }
+
+    pub fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys(self)
+    }
+
+    pub fn user_usage(&self) -> UserUsage<'_> {
+        UserUsage(self)
+    }
+
+    pub fn training(&self) -> Training<'_> {
+        Training(self)
+    }
+
+    pub fn exports(&self) -> Exports<'_> {
+        Exports(self)
+    }
+
+    pub fn audit(&self) -> Audit<'_> {
+        Audit(self)
+    }
+
+    pub fn policy_notices(&self) -> PolicyNotices<'_> {
+        PolicyNotices(self)
     }
 }

@@ -29,6 +29,13 @@ impl fmt::Display for ErasureId {
     }
 }
 
+/// The object-store prefix under which every object of a user lives (training images,
+/// exports): `users/ID` (whole segments: `users/1` does not cover `users/10`). Erasure deletes
+/// the whole prefix.
+pub fn user_prefix(user: UserId) -> String {
+    format!("users/{}", user.0)
+}
+
 /// The irreversible id of an erased user: lower-case hex SHA-256 of (domain, salt, id).
 pub fn subject_hash(user: UserId, subject_salt: &[u8]) -> String {
     let mut h = Sha256::new();
@@ -52,7 +59,24 @@ pub struct ErasureReport {
     pub history: u64,
     pub consents: u64,
     pub preferences: u64,
+    /// Rows of the account tables (sessions, email tokens, API keys, per-account usage,
+    /// training items, exports, audit entries about the user, policy notices).
+    pub account_rows: u64,
 }
+
+/// The account tables whose rows are the user's (`user_id`), deleted on erasure.
+pub const ACCOUNT_TABLES: &[&str] = &[
+    "sessions",
+    "email_tokens",
+    "api_keys",
+    "user_usage_daily",
+    "training_items",
+    "exports",
+    "audit_log",
+    "policy_notices",
+    // Batch jobs a signed-in user owns (their items go with them, ON DELETE CASCADE).
+    "jobs",
+];
 
 const COLUMNS: &str = "id, subject_hash, erased_at";
 
@@ -100,7 +124,7 @@ impl Db {
     /// Erases an account: deletes every row the user owns and the user, and appends the
     /// erasure log entry, all in one transaction (all or nothing). [`Error::NotFound`] if there
     /// is no such user (e.g. already erased). Objects in the object store are the caller's to
-    /// delete (`Blobs::delete_prefix` on the user's prefix).
+    /// delete (`Blobs::delete_prefix` on the user's prefix, [`user_prefix`]).
     pub async fn delete_user_everywhere(&self, user: UserId) -> Result<ErasureReport> {
         on_db!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -121,6 +145,19 @@ impl Db {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            let mut account_rows = 0;
+            for table in ACCOUNT_TABLES {
+                account_rows += sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            // Entries this user wrote as an admin stay with their subjects, without the actor.
+            sqlx::query("UPDATE audit_log SET actor_id = NULL WHERE actor_id = $1")
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
             let salt: Option<Vec<u8>> =
                 sqlx::query_scalar("DELETE FROM users WHERE id = $1 RETURNING subject_salt")
                     .bind(user)
@@ -144,6 +181,7 @@ impl Db {
                 history,
                 consents,
                 preferences,
+                account_rows,
             })
         })
     }

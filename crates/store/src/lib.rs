@@ -17,7 +17,9 @@
 //!
 //! One module per table, each a handle borrowed from [`Db`] with typed ids:
 //! [`Db::users`], [`Db::preferences`], [`Db::history`], [`Db::consents`],
-//! [`Db::erasure_log`], [`Db::usage`]; and [`Db::delete_user_everywhere`], which removes every
+//! [`Db::erasure_log`], [`Db::usage`]; the account tables [`Db::sessions`],
+//! [`Db::email_tokens`], [`Db::api_keys`], [`Db::user_usage`], [`Db::training`],
+//! [`Db::exports`], [`Db::audit`], [`Db::policy_notices`]; and [`Db::delete_user_everywhere`], which removes every
 //! row a user owns in one transaction and records the erasure with an irreversible hash.
 //!
 //! # Object storage
@@ -38,16 +40,24 @@ macro_rules! on_db {
     };
 }
 
+pub mod api_keys;
+pub mod audit;
 pub mod backup;
 mod blobs;
 pub mod consents;
 mod db;
+pub mod email_tokens;
 pub mod erasure;
 mod error;
+pub mod exports;
 pub mod history;
 pub mod jobs;
+pub mod policy;
 pub mod preferences;
+pub mod sessions;
+pub mod training;
 pub mod usage;
+pub mod user_usage;
 pub mod users;
 
 pub use blobs::{BlobInfo, Blobs, KeyRing, Sensitivity};
@@ -61,4 +71,15 @@ pub(crate) fn now() -> time::OffsetDateTime {
     let now = time::OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
+}
+
+/// The stored form of a secret token (session cookie, API key, email link, export link):
+/// lower-case hex SHA-256. Tokens are 256-bit random, so a fast hash cannot be reversed by
+/// guessing, and a copy of the database holds no usable token.
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -5,8 +5,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use takarir_store::consents::{PURPOSE_POLICY, PURPOSE_TRAINING};
+use takarir_store::email_tokens::TokenPurpose;
 use takarir_store::history::{HistoryId, HistoryQuery, NewHistoryEntry};
 use takarir_store::preferences::Preferences;
+use takarir_store::training::NewTrainingItem;
 use takarir_store::users::{NewUser, Role, User, UserId};
 use takarir_store::{Backend, Db, Error};
 use time::macros::date;
@@ -687,11 +689,77 @@ both_backends!(
                 .record(u.id, PURPOSE_TRAINING, true, "v1")
                 .await
                 .unwrap();
+            // One row in each account table.
+            let tag = u.id.0.to_string();
+            let later = OffsetDateTime::now_utc() + Duration::days(1);
+            db.sessions()
+                .create(u.id, &format!("session-{tag}"), "csrf", later)
+                .await
+                .unwrap();
+            db.email_tokens()
+                .create(
+                    u.id,
+                    TokenPurpose::Verify,
+                    &format!("verify-{tag}"),
+                    &u.email,
+                    later,
+                )
+                .await
+                .unwrap();
+            db.api_keys()
+                .create(u.id, "k", &format!("key-{tag}"), &["read"])
+                .await
+                .unwrap();
+            db.user_usage()
+                .add(u.id, date!(2026 - 11 - 29), "id", "alt", 1)
+                .await
+                .unwrap();
+            db.training()
+                .create(
+                    u.id,
+                    NewTrainingItem {
+                        object_path: &format!("users/{tag}/training/x"),
+                        history_id: None,
+                        caption: "c",
+                        lang: "id",
+                        format: "jpeg",
+                    },
+                )
+                .await
+                .unwrap();
+            db.exports()
+                .create(u.id, &format!("export-{tag}"), "p", 1, later)
+                .await
+                .unwrap();
+            assert!(db.policy_notices().claim(u.id, "1.0").await.unwrap());
         }
+        // Audit entries about each, each written by the other (as if both were admins).
+        db.audit()
+            .record(alice.id, bob.id, "view", "ticket 1")
+            .await
+            .unwrap();
+        db.audit()
+            .record(bob.id, alice.id, "view", "ticket 2")
+            .await
+            .unwrap();
         db.usage()
             .add(date!(2026 - 11 - 29), "id", "alt", 4)
             .await
             .unwrap();
+        for (u, id) in [(&alice, "job-alice"), (&bob, "job-bob")] {
+            db.jobs()
+                .create(&takarir_store::jobs::NewJob {
+                    id,
+                    user_id: Some(u.id),
+                    options: "{}",
+                    webhook_url: None,
+                    webhook_secret: None,
+                    expires_ms: takarir_store::jobs::now_ms() + 60_000,
+                })
+                .await
+                .unwrap();
+            db.jobs().add_pending(id, 0, "a.jpg").await.unwrap();
+        }
         let hash = alice.subject_hash();
 
         let report = db.delete_user_everywhere(alice.id).await.unwrap();
@@ -699,11 +767,30 @@ both_backends!(
             (report.history, report.consents, report.preferences),
             (2, 1, 1)
         );
+        assert_eq!(report.account_rows, 9);
+        // Bob keeps the entry about him, without the erased admin.
+        let bob_audit = db.audit().list(bob.id).await.unwrap();
+        assert_eq!(bob_audit.len(), 1);
+        assert_eq!(bob_audit[0].actor_id, None);
+        assert_eq!(bob_audit[0].reason, "ticket 2");
         assert_eq!(report.entry.subject_hash, hash);
 
         // Every table with a user_id column, as the schema stands, holds nothing of Alice.
         let tables = tables_with_user_id(db).await;
-        for expected in ["consents", "history", "preferences"] {
+        for expected in [
+            "consents",
+            "history",
+            "preferences",
+            "sessions",
+            "email_tokens",
+            "api_keys",
+            "user_usage_daily",
+            "training_items",
+            "exports",
+            "audit_log",
+            "policy_notices",
+            "jobs",
+        ] {
             assert!(tables.iter().any(|t| t == expected), "{tables:?}");
         }
         for table in &tables {
@@ -711,6 +798,9 @@ both_backends!(
             assert!(rows_of(db, table, "user_id", bob.id).await > 0, "{table}");
         }
         assert_eq!(rows_of(db, "users", "id", alice.id).await, 0);
+        // A job's items go with it.
+        assert_eq!(db.jobs().items("job-alice").await.unwrap().len(), 0);
+        assert_eq!(db.jobs().items("job-bob").await.unwrap().len(), 1);
         assert_eq!(db.users().get(alice.id).await.unwrap(), None);
         assert_eq!(
             db.users().get_by_email("alice@example.org").await.unwrap(),
@@ -1010,3 +1100,141 @@ async fn concurrent_claims_never_overlap() {
         t.finish().await;
     }
 }
+both_backends!(account_tokens_expire_and_work_once, |db, url| {
+    let alice = user(db, "alice@example.org").await;
+    let now = OffsetDateTime::now_utc();
+    // Sessions: found by token (stored hashed), gone once expired or deleted.
+    let s = db
+        .sessions()
+        .create(alice.id, "tok-live", "csrf-1", now + Duration::days(1))
+        .await
+        .unwrap();
+    db.sessions()
+        .create(alice.id, "tok-old", "csrf-2", now - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.sessions()
+            .get_by_token("tok-live")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        s.id
+    );
+    assert_eq!(db.sessions().get_by_token("tok-old").await.unwrap(), None);
+    assert_eq!(db.sessions().get_by_token("csrf-1").await.unwrap(), None);
+    assert_eq!(db.sessions().list(alice.id).await.unwrap().len(), 1);
+    assert!(db.sessions().delete_by_token("tok-live").await.unwrap());
+    assert_eq!(db.sessions().get_by_token("tok-live").await.unwrap(), None);
+    assert!(matches!(
+        db.sessions().create(UserId(9999), "x", "y", now).await,
+        Err(Error::NotFound)
+    ));
+    // Email tokens: once, for their purpose, until they expire; a new one replaces the old.
+    let later = now + Duration::hours(1);
+    db.email_tokens()
+        .create(alice.id, TokenPurpose::Verify, "v1", &alice.email, later)
+        .await
+        .unwrap();
+    db.email_tokens()
+        .create(alice.id, TokenPurpose::Verify, "v2", &alice.email, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.email_tokens()
+            .consume(TokenPurpose::Verify, "v1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        db.email_tokens()
+            .consume(TokenPurpose::Reset, "v2")
+            .await
+            .unwrap(),
+        None
+    );
+    let used = db
+        .email_tokens()
+        .consume(TokenPurpose::Verify, "v2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (used.user_id, used.email.as_str()),
+        (alice.id, alice.email.as_str())
+    );
+    assert_eq!(
+        db.email_tokens()
+            .consume(TokenPurpose::Verify, "v2")
+            .await
+            .unwrap(),
+        None
+    );
+    db.email_tokens()
+        .create(
+            alice.id,
+            TokenPurpose::Reset,
+            "r1",
+            &alice.email,
+            now - Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        db.email_tokens()
+            .consume(TokenPurpose::Reset, "r1")
+            .await
+            .unwrap(),
+        None
+    );
+    // API keys: authenticated by the key, scoped, revocable.
+    let k = db
+        .api_keys()
+        .create(alice.id, "k", "tkr_secret", &["read", "captions"])
+        .await
+        .unwrap();
+    assert!(k.has_scope("read") && !k.has_scope("write"));
+    assert_eq!(k.prefix, "tkr_secret");
+    let found = db
+        .api_keys()
+        .authenticate("tkr_secret")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.last_used_at.is_some());
+    db.api_keys().delete(alice.id, k.id).await.unwrap();
+    assert_eq!(
+        db.api_keys().authenticate("tkr_secret").await.unwrap(),
+        None
+    );
+    // Exports: by token until expiry; the sweeper deletes expired ones.
+    db.exports()
+        .create(alice.id, "e-live", "p/live", 10, now + Duration::days(7))
+        .await
+        .unwrap();
+    db.exports()
+        .create(alice.id, "e-old", "p/old", 10, now - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(db.exports().get_by_token("e-live").await.unwrap().is_some());
+    assert_eq!(db.exports().get_by_token("e-old").await.unwrap(), None);
+    assert_eq!(
+        db.exports().delete_expired().await.unwrap(),
+        vec!["p/old".to_string()]
+    );
+    assert_eq!(db.exports().list(alice.id).await.unwrap().len(), 1);
+    // Policy notices: claimed once.
+    assert!(db.policy_notices().claim(alice.id, "2.0").await.unwrap());
+    assert!(!db.policy_notices().claim(alice.id, "2.0").await.unwrap());
+    assert_eq!(
+        db.policy_notices().list(alice.id).await.unwrap(),
+        vec!["2.0".to_string()]
+    );
+    // Audit entries need a reason.
+    assert!(matches!(
+        db.audit().record(alice.id, alice.id, "view", "  ").await,
+        Err(Error::Invalid("reason", _))
+    ));
+});

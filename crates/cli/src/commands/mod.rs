@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the options they share.
 
+pub mod admin;
 pub mod backup;
 pub mod bench;
 pub mod caption;

@@ -1,0 +1,76 @@
+//! `audit_log`: each time staff opened one user's personal data, who did it, why and when. The
+//! user (`user_id`) sees their entries on the access page; an entry goes with that user's
+//! account, and an erased admin's entries keep everything but the admin (`actor_id` NULL).
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::sessions::fk_as_not_found;
+use crate::users::UserId;
+use crate::{now, Db, Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct AuditId(pub i64);
+
+impl fmt::Display for AuditId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub id: AuditId,
+    /// Whose data was opened.
+    pub user_id: UserId,
+    /// The admin who opened it (`None` once that admin's account is erased).
+    pub actor_id: Option<UserId>,
+    pub action: String,
+    pub reason: String,
+    pub created_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, user_id, actor_id, action, reason, created_at";
+
+/// The `audit_log` table, borrowed from [`Db::audit`].
+pub struct Audit<'a>(pub(crate) &'a Db);
+
+impl Audit<'_> {
+    /// Records an access; the reason is required.
+    pub async fn record(
+        &self,
+        subject: UserId,
+        actor: UserId,
+        action: &str,
+        reason: &str,
+    ) -> Result<AuditEntry> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::Invalid("reason", "a reason is required".into()));
+        }
+        let sql = format!(
+            "INSERT INTO audit_log (user_id, actor_id, action, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        );
+        on_db!(self.0, pool => sqlx::query_as::<_, AuditEntry>(&sql)
+            .bind(subject)
+            .bind(actor)
+            .bind(action)
+            .bind(reason)
+            .bind(now())
+            .fetch_one(pool)
+            .await)
+        .map_err(fk_as_not_found)
+    }
+
+    /// Entries about the user, oldest first.
+    pub async fn list(&self, subject: UserId) -> Result<Vec<AuditEntry>> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE user_id = $1 ORDER BY id");
+        Ok(on_db!(self.0, pool => sqlx::query_as::<_, AuditEntry>(&sql)
+            .bind(subject)
+            .fetch_all(pool)
+            .await)?)
+    }
+}

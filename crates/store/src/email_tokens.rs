@@ -1,0 +1,88 @@
+//! `email_tokens`: one-time links sent by email, to verify an address or reset a password.
+//! Only the token's SHA-256 is stored; a token is consumed (deleted) when used, and is valid
+//! only for the address it was sent to.
+
+use time::OffsetDateTime;
+
+use crate::sessions::fk_as_not_found;
+use crate::users::UserId;
+use crate::{now, token_hash, Db, Result};
+
+/// What an email link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// Proves the user reads the address.
+    Verify,
+    /// Lets the user set a new password.
+    Reset,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Verify => "verify",
+            TokenPurpose::Reset => "reset",
+        }
+    }
+}
+
+/// A consumed token: whose it was and the address it was sent to.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsedToken {
+    pub user_id: UserId,
+    pub email: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// The `email_tokens` table, borrowed from [`Db::email_tokens`].
+pub struct EmailTokens<'a>(pub(crate) &'a Db);
+
+impl EmailTokens<'_> {
+    /// Stores a token sent to `email`. Earlier tokens of the same purpose stop working.
+    pub async fn create(
+        &self,
+        user: UserId,
+        purpose: TokenPurpose,
+        token: &str,
+        email: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        on_db!(self.0, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2")
+                .bind(user)
+                .bind(purpose.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO email_tokens (user_id, purpose, token_hash, email, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(user)
+            .bind(purpose.as_str())
+            .bind(token_hash(token))
+            .bind(email)
+            .bind(now())
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(fk_as_not_found)?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Consumes a token: deletes it and returns it if it existed, had this purpose and has
+    /// not expired.
+    pub async fn consume(&self, purpose: TokenPurpose, token: &str) -> Result<Option<UsedToken>> {
+        let used = on_db!(self.0, pool => sqlx::query_as::<_, UsedToken>(
+            "DELETE FROM email_tokens WHERE token_hash = $1 AND purpose = $2 \
+             RETURNING user_id, email, expires_at",
+        )
+        .bind(token_hash(token))
+        .bind(purpose.as_str())
+        .fetch_optional(pool)
+        .await)?;
+        Ok(used.filter(|t| t.expires_at > now()))
+    }
+}

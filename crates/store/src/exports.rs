@@ -1,0 +1,105 @@
+//! `exports`: a user's data export (a ZIP in the object store) and its download link. The link
+//! carries a random token, stored as SHA-256; it works until `expires_at` (7 days, set by the
+//! caller) or until the user revokes it, which deletes the row (the caller deletes the object).
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::sessions::fk_as_not_found;
+use crate::users::UserId;
+use crate::{now, token_hash, Db, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct ExportId(pub i64);
+
+impl fmt::Display for ExportId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Export {
+    pub id: ExportId,
+    pub user_id: UserId,
+    pub object_path: String,
+    pub size_bytes: i64,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, user_id, object_path, size_bytes, created_at, expires_at";
+
+/// The `exports` table, borrowed from [`Db::exports`].
+pub struct Exports<'a>(pub(crate) &'a Db);
+
+impl Exports<'_> {
+    pub async fn create(
+        &self,
+        user: UserId,
+        token: &str,
+        object_path: &str,
+        size_bytes: u64,
+        expires_at: OffsetDateTime,
+    ) -> Result<Export> {
+        let sql = format!(
+            "INSERT INTO exports (user_id, token_hash, object_path, size_bytes, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        );
+        on_db!(self.0, pool => sqlx::query_as::<_, Export>(&sql)
+            .bind(user)
+            .bind(token_hash(token))
+            .bind(object_path)
+            .bind(size_bytes as i64)
+            .bind(now())
+            .bind(expires_at)
+            .fetch_one(pool)
+            .await)
+        .map_err(fk_as_not_found)
+    }
+
+    /// The export a download token names, if it has not expired.
+    pub async fn get_by_token(&self, token: &str) -> Result<Option<Export>> {
+        let sql = format!("SELECT {COLUMNS} FROM exports WHERE token_hash = $1");
+        let e = on_db!(self.0, pool => sqlx::query_as::<_, Export>(&sql)
+            .bind(token_hash(token))
+            .fetch_optional(pool)
+            .await)?;
+        Ok(e.filter(|e| e.expires_at > now()))
+    }
+
+    pub async fn list(&self, user: UserId) -> Result<Vec<Export>> {
+        let sql = format!("SELECT {COLUMNS} FROM exports WHERE user_id = $1 ORDER BY id");
+        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Export>(&sql)
+            .bind(user)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Revokes one of the user's exports; returns its object path to delete.
+    pub async fn delete(&self, user: UserId, id: ExportId) -> Result<Option<String>> {
+        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(
+            "DELETE FROM exports WHERE id = $1 AND user_id = $2 RETURNING object_path",
+        )
+        .bind(id)
+        .bind(user)
+        .fetch_optional(pool)
+        .await)?)
+    }
+
+    /// Expired exports of everyone (for the sweeper): deletes the rows, returns the object paths.
+    pub async fn delete_expired(&self) -> Result<Vec<String>> {
+        let sql = match self.0 {
+            Db::Sqlite(_) => {
+                "DELETE FROM exports WHERE julianday(expires_at) <= julianday($1) RETURNING object_path"
+            }
+            Db::Postgres(_) => "DELETE FROM exports WHERE expires_at <= $1 RETURNING object_path",
+        };
+        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(sql)
+            .bind(now())
+            .fetch_all(pool)
+            .await)?)
+    }
+}

@@ -1,0 +1,39 @@
+//! `policy_notices`: which significant privacy-policy versions each user has been emailed
+//! about, so that each is emailed once. Acknowledgements themselves are consent-ledger entries
+//! (purpose [`crate::consents::PURPOSE_POLICY`]).
+
+use crate::sessions::fk_as_not_found;
+use crate::users::UserId;
+use crate::{now, Db, Result};
+
+/// The `policy_notices` table, borrowed from [`Db::policy_notices`].
+pub struct PolicyNotices<'a>(pub(crate) &'a Db);
+
+impl PolicyNotices<'_> {
+    /// Claims the notice email for (`user`, `version`): true the first time only, so concurrent
+    /// senders (several nodes) email once.
+    pub async fn claim(&self, user: UserId, version: &str) -> Result<bool> {
+        let n = on_db!(self.0, pool => sqlx::query(
+            "INSERT INTO policy_notices (user_id, policy_version, emailed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id, policy_version) DO NOTHING",
+        )
+        .bind(user)
+        .bind(version)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))
+        .map_err(fk_as_not_found)?;
+        Ok(n > 0)
+    }
+
+    /// The versions the user was emailed about.
+    pub async fn list(&self, user: UserId) -> Result<Vec<String>> {
+        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(
+            "SELECT policy_version FROM policy_notices WHERE user_id = $1 ORDER BY policy_version",
+        )
+        .bind(user)
+        .fetch_all(pool)
+        .await)?)
+    }
+}
