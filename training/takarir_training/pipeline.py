@@ -1,4 +1,4 @@
-"""ONE command: features -> tokenizer -> XE -> (SCST, off) -> XE continued over all captions (ft) -> checkpoint and
+"""ONE command: features -> tokenizer -> XE -> XE continued over all captions (ft) -> (SCST, off) -> checkpoint and
 length penalty chosen on dev -> test metrics -> ONNX export. Every stage resumes from its last checkpoint."""
 import argparse
 import json
