@@ -183,16 +183,17 @@ pub async fn check_login(
     client: std::net::IpAddr,
 ) -> Result<User, ApiError> {
     let throttle = state.login_throttle();
-    throttle.check(email, client)?;
-    let user = state.storage().db.users().get_by_email(email).await?;
+    let db = &state.storage().db;
+    throttle.check(db, email, client).await?;
+    let user = db.users().get_by_email(email).await?;
     let ok = auth::verify_password(password, user.as_ref().map(|u| u.password_hash.as_str())).await;
     match user {
         Some(u) if ok => {
-            throttle.succeeded(email);
+            throttle.succeeded(db, email).await?;
             Ok(u)
         }
         _ => {
-            throttle.failed(email, client);
+            throttle.failed(db, email, client).await?;
             Err(ApiError::InvalidCredentials)
         }
     }

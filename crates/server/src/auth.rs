@@ -18,10 +18,7 @@
 //!   minutes, in memory; past `login_failures_per_account` / `login_failures_per_client` a
 //!   sign-in is refused with 429 before the password is even checked.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -34,6 +31,7 @@ use rand::Rng;
 use takarir_store::api_keys::ApiKey;
 use takarir_store::sessions::Session;
 use takarir_store::users::{Role, User};
+use takarir_store::Db;
 
 use crate::error::ApiError;
 use crate::i18n::cookie;
@@ -404,12 +402,13 @@ pub async fn end_session(state: &AppState, headers: &HeaderMap) -> Result<Header
     Ok(cookie_header(state, SESSION_COOKIE, "", 0, "Lax"))
 }
 
-/// Failed sign-ins per account and per client, over a fixed window.
+/// Failed sign-ins per account and per client, over a fixed window. The counters live in the
+/// database (`login_failures`, keys hashed), so every node behind a load balancer sees the same
+/// counts.
 pub struct LoginThrottle {
     per_account: u32,
     per_client: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    window_ms: i64,
 }
 
 impl LoginThrottle {
@@ -418,30 +417,38 @@ impl LoginThrottle {
         LoginThrottle {
             per_account,
             per_client,
-            window: Duration::from_secs(15 * 60),
-            failures: Mutex::new(HashMap::new()),
+            window_ms: 15 * 60 * 1000,
         }
     }
 
-    fn keys(account: &str, client: IpAddr) -> [String; 2] {
-        [
-            format!("a:{}", account.trim().to_lowercase()),
-            format!("c:{client}"),
-        ]
+    /// The window, in milliseconds (the sweeper deletes counters older than this).
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+
+    fn account_key(account: &str) -> String {
+        format!("a:{}", account.trim().to_lowercase())
+    }
+
+    fn client_key(client: IpAddr) -> String {
+        format!("c:{client}")
     }
 
     /// Refuses (with seconds to wait) when the account or the client is over its limit.
-    pub fn check(&self, account: &str, client: IpAddr) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, since)| now.duration_since(*since) < self.window);
-        let [a, c] = Self::keys(account, client);
-        for (key, limit) in [(a, self.per_account), (c, self.per_client)] {
-            if let Some((n, since)) = map.get(&key) {
-                if limit > 0 && *n >= limit {
-                    let left = self.window.saturating_sub(now.duration_since(*since));
+    pub async fn check(&self, db: &Db, account: &str, client: IpAddr) -> Result<(), ApiError> {
+        let now = takarir_store::jobs::now_ms();
+        for (key, limit) in [
+            (Self::account_key(account), self.per_account),
+            (Self::client_key(client), self.per_client),
+        ] {
+            if limit == 0 {
+                continue;
+            }
+            if let Some((n, since)) = db.login_failures().get(&key, now, self.window_ms).await? {
+                if n >= i64::from(limit) {
+                    let left_ms = (since + self.window_ms - now).max(0);
                     return Err(ApiError::TooManyAttempts {
-                        retry_after: left.as_secs().max(1),
+                        retry_after: ((left_ms + 999) / 1000).max(1) as u64,
                     });
                 }
             }
@@ -450,21 +457,20 @@ impl LoginThrottle {
     }
 
     /// Counts a failure against the account and the client.
-    pub fn failed(&self, account: &str, client: IpAddr) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for key in Self::keys(account, client) {
-            map.entry(key).or_insert((0, now)).0 += 1;
+    pub async fn failed(&self, db: &Db, account: &str, client: IpAddr) -> Result<(), ApiError> {
+        let now = takarir_store::jobs::now_ms();
+        for key in [Self::account_key(account), Self::client_key(client)] {
+            db.login_failures().add(&key, now, self.window_ms).await?;
         }
+        Ok(())
     }
 
-    /// Forgets the account's failures after a successful sign-in.
-    pub fn succeeded(&self, account: &str) {
-        let [a, _] = Self::keys(account, IpAddr::from([0, 0, 0, 0]));
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&a);
+    /// Forgets the account's failures (a successful sign-in, an erased account).
+    pub async fn succeeded(&self, db: &Db, account: &str) -> Result<(), ApiError> {
+        db.login_failures()
+            .clear(&Self::account_key(account))
+            .await?;
+        Ok(())
     }
 }
 
@@ -496,19 +502,45 @@ mod tests {
         assert!(check_password("ani@example.id", "kuda-lari-kencang").is_ok());
     }
 
-    #[test]
-    fn throttle_per_account_and_client() {
+    #[tokio::test]
+    async fn throttle_per_account_and_client() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
         let t = LoginThrottle::new(2, 3);
         let ip = IpAddr::from([10, 0, 0, 1]);
         let other = IpAddr::from([10, 0, 0, 2]);
-        t.failed("a@x", ip);
-        assert!(t.check("a@x", ip).is_ok());
-        t.failed("A@x", ip);
-        assert!(t.check("a@x", other).is_err(), "account limit, any client");
-        assert!(t.check("b@x", ip).is_ok());
-        t.failed("b@x", ip);
-        assert!(t.check("c@x", ip).is_err(), "client limit, any account");
-        t.succeeded("a@x");
-        assert!(t.check("a@x", other).is_ok());
+        t.failed(&db, "a@x", ip).await.unwrap();
+        assert!(t.check(&db, "a@x", ip).await.is_ok());
+        t.failed(&db, "A@x", ip).await.unwrap();
+        assert!(
+            t.check(&db, "a@x", other).await.is_err(),
+            "account limit, any client"
+        );
+        assert!(t.check(&db, "b@x", ip).await.is_ok());
+        t.failed(&db, "b@x", ip).await.unwrap();
+        assert!(
+            t.check(&db, "c@x", ip).await.is_err(),
+            "client limit, any account"
+        );
+        t.succeeded(&db, "a@x").await.unwrap();
+        assert!(t.check(&db, "a@x", other).await.is_ok());
+        // Nothing readable is stored: neither the address nor the client.
+        let Db::Sqlite(pool) = &db else {
+            unreachable!()
+        };
+        let keys: Vec<(String,)> = sqlx::query_as("SELECT key_hash FROM login_failures")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert!(!keys.is_empty());
+        assert!(keys
+            .iter()
+            .all(|(k,)| k.len() == 64 && !k.contains('@') && !k.contains("10.0")));
+        // Windows that have passed are swept.
+        let gone = db
+            .login_failures()
+            .delete_expired(takarir_store::jobs::now_ms() + 1)
+            .await
+            .unwrap();
+        assert_eq!(gone as usize, keys.len());
     }
 }

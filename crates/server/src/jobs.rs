@@ -947,6 +947,9 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<SweepCounts> {
             }
         }
     }
+    // Sign-in failure counters whose window has passed (hashed keys; not counted).
+    let window = state.login_throttle().window_ms();
+    s.db.login_failures().delete_expired(now - window).await?;
     let days = state.config().history_retention_days;
     if days > 0 {
         let before = time::OffsetDateTime::now_utc() - time::Duration::days(days as i64);

@@ -398,6 +398,10 @@ async fn record_training_consent(
 pub async fn erase(state: &AppState, user: &User) -> Result<(), ApiError> {
     let st = state.storage();
     takarir_store::backup::erase_user(&st.db, &st.blobs, user.id).await?;
+    state
+        .login_throttle()
+        .succeeded(&st.db, &user.email)
+        .await?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use crate::jobs::Jobs;
 use crate::policy::PolicyNotices;
 use crate::preferences::PreferencesTable;
 use crate::sessions::Sessions;
+use crate::throttle::LoginFailures;
 use crate::training::Training;
 use crate::usage::Usage;
 use crate::user_usage::UserUsage;
@@ -144,6 +145,10 @@ impl Db {
 
     pub fn jobs(&self) -> Jobs<'_> {
         Jobs(self)
+    }
+
+    pub fn login_failures(&self) -> LoginFailures<'_> {
+        LoginFailures(self)
     }
 
     pub fn sessions(&self) -> Sessions<'_> {

@@ -55,6 +55,7 @@ pub mod jobs;
 pub mod policy;
 pub mod preferences;
 pub mod sessions;
+pub mod throttle;
 pub mod training;
 pub mod usage;
 pub mod user_usage;

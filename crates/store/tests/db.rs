@@ -1238,3 +1238,56 @@ both_backends!(account_tokens_expire_and_work_once, |db, url| {
         Err(Error::Invalid("reason", _))
     ));
 });
+
+both_backends!(login_failures_count_per_window_and_hash_keys, |db, _url| {
+    let lf = db.login_failures();
+    let t0 = 1_000_000;
+    let window = 900_000;
+    assert_eq!(lf.get("a:x@example.org", t0, window).await.unwrap(), None);
+    lf.add("a:x@example.org", t0, window).await.unwrap();
+    lf.add("a:x@example.org", t0 + 10, window).await.unwrap();
+    assert_eq!(
+        lf.get("a:x@example.org", t0 + 20, window).await.unwrap(),
+        Some((2, t0))
+    );
+    // Another handle on the same database (another node) sees the same count.
+    let other = Db::connect(_url).await.unwrap();
+    assert_eq!(
+        other
+            .login_failures()
+            .get("a:x@example.org", t0 + 20, window)
+            .await
+            .unwrap(),
+        Some((2, t0))
+    );
+    other.close().await;
+    // After the window the count starts again.
+    assert_eq!(
+        lf.get("a:x@example.org", t0 + window, window)
+            .await
+            .unwrap(),
+        None
+    );
+    lf.add("a:x@example.org", t0 + window + 5, window)
+        .await
+        .unwrap();
+    assert_eq!(
+        lf.get("a:x@example.org", t0 + window + 6, window)
+            .await
+            .unwrap(),
+        Some((1, t0 + window + 5))
+    );
+    lf.add("c:10.1.2.3", t0, window).await.unwrap();
+    assert_eq!(
+        lf.delete_expired(t0 + 1).await.unwrap(),
+        1,
+        "only the old client window"
+    );
+    lf.clear("a:x@example.org").await.unwrap();
+    assert_eq!(
+        lf.get("a:x@example.org", t0 + window + 6, window)
+            .await
+            .unwrap(),
+        None
+    );
+});
