@@ -327,6 +327,7 @@ pub async fn models(State(state): State<AppState>) -> Json<Models> {
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::accounts::AccountsDoc::openapi());
+    doc.merge(crate::jobs::JobsDoc::openapi());
     Json(doc)
 }
 

@@ -131,7 +131,46 @@ fn error_item(e: &ApiError, lang: Lang, job: &str) -> BatchItem {
     }
 }
 
+/// The job routes' OpenAPI document (merged into `/api/v1/openapi.json`).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(create, get, delete, results),
+    components(schemas(JobCreated, JobStatus, JobForm)),
+    tags((name = "jobs", description = "Batch captioning jobs shared by every node"))
+)]
+pub struct JobsDoc;
+
+/// The multipart form of a new job.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: the handler reads the parts as they stream in
+pub struct JobForm {
+    /// Image files and/or ZIP archives of images (any part name; every part with a file name).
+    #[schema(format = Binary)]
+    image: Vec<String>,
+    /// `id`, `en` or `both`.
+    lang: Option<String>,
+    /// `short`, `sentence` or `detailed`.
+    style: Option<String>,
+    /// 1..5.
+    alternatives: Option<u32>,
+    gender_neutral: Option<bool>,
+    /// Absolute http(s) URL called once when the job is done, signed with `webhook_secret`.
+    webhook_url: Option<String>,
+}
+
 /// Receives a job: every file part, and every entry of ZIP parts, becomes an item.
+#[utoipa::path(
+    post,
+    path = "/api/v1/jobs",
+    tag = "jobs",
+    request_body(content = JobForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Accepted; poll the status URL", body = JobCreated),
+        (status = 400, description = "Bad option or webhook, no file, too many files", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Upload over job_max_bytes", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a multipart form", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     let lang = Lang::negotiate(req.uri(), req.headers());
     match receive(&state, req, lang).await {
@@ -470,6 +509,16 @@ async fn load(state: &AppState, id: &str) -> Result<Job, ApiError> {
 }
 
 /// `GET /api/v1/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Progress", body = JobStatus),
+        (status = 404, description = "No such job (or expired)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match load(&state, &id).await {
         Ok(job) => Json(status_of(&job)).into_response(),
@@ -478,6 +527,16 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Respo
 }
 
 /// `DELETE /api/v1/jobs/{id}`: the job, its inputs and results, now.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/jobs/{id}",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such job", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match load(&state, &id).await {
         Ok(job) => {
@@ -488,13 +547,27 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ResultsQuery {
+    /// `jsonl` (default), `csv` or `zip`.
     format: Option<String>,
 }
 
 /// `GET /api/v1/jobs/{id}/results?format=jsonl|csv|zip`: the items finished so far, in upload
 /// order (all of them once the job is `done`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/jobs/{id}/results",
+    tag = "jobs",
+    params(("id" = String, Path, description = "Job id"), ResultsQuery),
+    responses(
+        (status = 200, description = "JSONL (one object per file: index, file, captions or error), CSV, or a ZIP of .txt sidecars", content(
+            (String = "application/x-ndjson"), (String = "text/csv"), (Vec<u8> = "application/zip"))),
+        (status = 400, description = "Unknown format", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such job", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn results(
     State(state): State<AppState>,
     Path(id): Path<String>,
