@@ -173,6 +173,11 @@ pub struct JobForm {
 )]
 pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     let lang = Lang::negotiate(req.uri(), req.headers());
+    // A job costs one token of the client's caption rate limit, like one caption request.
+    let ip = crate::caption::client_ip(&req, state.config().trust_forwarded_for);
+    if let Err(e) = state.rate_limit(ip) {
+        return e.into_response();
+    }
     match receive(&state, req, lang).await {
         Ok(created) => (StatusCode::ACCEPTED, Json(created)).into_response(),
         Err(e) => e.into_response(),

@@ -51,8 +51,12 @@ async fn database_url(backend: &str, dir: &Path) -> String {
 }
 
 async fn start(backend: &str) -> Node {
+    start_with(backend, |_| {}).await
+}
+
+async fn start_with(backend: &str, edit: impl FnOnce(&mut ServerConfig)) -> Node {
     let data = tempfile::tempdir().unwrap();
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         model: model_dir(),
         threads: Some(1),
@@ -64,6 +68,7 @@ async fn start(backend: &str) -> Node {
         job_max_bytes: 8_000_000,
         ..ServerConfig::default()
     };
+    edit(&mut config);
     let storage = Storage::open(&config).await.expect("storage opens");
     let mut o = CaptionerOptions::new(model_dir());
     o.threads = 1;
@@ -502,4 +507,21 @@ async fn sweeper_deletes_expired_and_orphaned() {
     let runs = s.db.jobs().sweeps(10).await.unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0].1.jobs_deleted, 1);
+}
+
+/// A job takes a token of the client's caption rate limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_rate_limited() {
+    let node = start_with("sqlite", |c| c.rate_limit_per_minute = 1).await;
+    let client = Client::new();
+    let send = || {
+        client
+            .post(format!("{}/api/v1/jobs", node.base))
+            .multipart(Form::new().part("image", file(sample("coffee.jpg"), "coffee.jpg")))
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status().as_u16(), 202);
+    let second = send().await.unwrap();
+    assert_eq!(second.status().as_u16(), 429);
+    assert!(second.headers().contains_key("retry-after"));
 }
