@@ -42,6 +42,7 @@ impl TestServer {
             ..ServerConfig::default()
         };
         edit(&mut config);
+        config.database_url = common::test_database_url().await;
         let storage = Storage::open(&config).await.expect("storage opens");
         let state = AppState::new(config.clone(), captioner(), storage);
         let server = Server::bind(config, state).await.expect("binds");

@@ -256,7 +256,7 @@ fn uploads_leave_no_trace_on_disk_or_in_the_log() {
 /// Runs the server, sends good and bad uploads, stops it. Returns what was uploaded (by the
 /// unique file name it was sent under) and every caption the server answered with.
 async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
-    let config = ServerConfig {
+    let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         model: model_dir(),
         threads: Some(1),
@@ -274,6 +274,7 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         tokio::task::spawn_blocking(move || Captioner::load(&o).expect("fixture model loads"))
             .await
             .unwrap();
+    config.database_url = common::test_database_url().await;
     let storage = Storage::open(&config).await.expect("storage opens");
     let state = AppState::new(config.clone(), Arc::new(captioner), storage);
     let server = Server::bind(config, state).await.expect("binds");

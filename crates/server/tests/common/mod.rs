@@ -29,3 +29,37 @@ pub fn zip_bytes() -> Vec<u8> {
     z.extend_from_slice(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
     z
 }
+
+/// The database for a test server: `None` (SQLite in the data directory) unless
+/// TAKARIR_TEST_BACKEND=postgres, then a fresh database in the PostgreSQL server named by
+/// TAKARIR_TEST_POSTGRES_URL (`scripts/test` runs these suites once more that way).
+pub async fn test_database_url() -> Option<String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    if std::env::var("TAKARIR_TEST_BACKEND").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let server = std::env::var("TAKARIR_TEST_POSTGRES_URL").expect(
+        "TAKARIR_TEST_BACKEND=postgres needs TAKARIR_TEST_POSTGRES_URL (scripts/test-services)",
+    );
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "takarir_srv_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let admin = sqlx::PgPool::connect(&server)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let mut url = url::Url::parse(&server).unwrap();
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
