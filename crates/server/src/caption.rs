@@ -427,22 +427,7 @@ pub async fn caption(
     let results = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let images: Vec<&[u8]> = uploads.iter().map(|u| u.bytes.as_ref()).collect();
-        let mut per_image: Vec<Result<CaptionedImage, ApiError>> = Vec::new();
-        for (li, lang) in langs.iter().enumerate() {
-            let started = Instant::now();
-            let (results, _timings) = captioner.caption_images(&images, &opts.engine_options(lang));
-            metrics
-                .inference_seconds
-                .observe(started.elapsed().as_secs_f64());
-            for (i, r) in results.into_iter().enumerate() {
-                let r = r.map_err(ApiError::from).map(|ic| convert(ic, &opts));
-                if li == 0 {
-                    per_image.push(r);
-                } else if let (Ok(acc), Ok(more)) = (&mut per_image[i], r) {
-                    acc.captions.extend(more.captions);
-                }
-            }
-        }
+        let per_image = caption_in_languages(&captioner, &images, &opts, &langs, &metrics);
         uploads
             .into_iter()
             .zip(per_image)
@@ -467,7 +452,36 @@ pub async fn caption(
     Ok(results)
 }
 
-pub(crate) fn convert(ic: ImageCaptions, opts: &Options) -> CaptionedImage {
+/// Runs the engine once per language over `images` (one encoder batch each) and merges each
+/// image's captions across languages; an image's error comes from the first language. Blocking:
+/// call it on a blocking thread.
+pub(crate) fn caption_in_languages(
+    captioner: &takarir_engine::Captioner,
+    images: &[&[u8]],
+    opts: &Options,
+    langs: &[String],
+    metrics: &crate::metrics::Metrics,
+) -> Vec<Result<CaptionedImage, ApiError>> {
+    let mut per_image: Vec<Result<CaptionedImage, ApiError>> = Vec::new();
+    for (li, lang) in langs.iter().enumerate() {
+        let started = Instant::now();
+        let (results, _timings) = captioner.caption_images(images, &opts.engine_options(lang));
+        metrics
+            .inference_seconds
+            .observe(started.elapsed().as_secs_f64());
+        for (i, r) in results.into_iter().enumerate() {
+            let r = r.map_err(ApiError::from).map(|ic| convert(ic, opts));
+            if li == 0 {
+                per_image.push(r);
+            } else if let (Ok(acc), Ok(more)) = (&mut per_image[i], r) {
+                acc.captions.extend(more.captions);
+            }
+        }
+    }
+    per_image
+}
+
+fn convert(ic: ImageCaptions, opts: &Options) -> CaptionedImage {
     let mut captions: Vec<CaptionOut> = Vec::new();
     for c in ic.captions {
         let lang = c.lang.unwrap_or_else(|| "en".into());

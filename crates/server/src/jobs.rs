@@ -854,19 +854,11 @@ async fn caption_one(
 ) -> Result<crate::caption::CaptionedImage, ApiError> {
     let captioner = state.captioner().clone();
     let langs = opts.languages(&captioner.info().languages, captioner.default_language())?;
+    let metrics = state.metrics().clone();
     tokio::task::spawn_blocking(move || {
-        let mut out: Option<crate::caption::CaptionedImage> = None;
-        for lang in &langs {
-            let (mut results, _) =
-                captioner.caption_images(&[&bytes[..]], &opts.engine_options(lang));
-            let r = results.pop().ok_or(ApiError::Internal)?;
-            let c = crate::caption::convert(r.map_err(ApiError::from)?, &opts);
-            match &mut out {
-                None => out = Some(c),
-                Some(acc) => acc.captions.extend(c.captions),
-            }
-        }
-        out.ok_or(ApiError::Internal)
+        crate::caption::caption_in_languages(&captioner, &[&bytes[..]], &opts, &langs, &metrics)
+            .pop()
+            .unwrap_or(Err(ApiError::Internal))
     })
     .await
     .map_err(internal)?

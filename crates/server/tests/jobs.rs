@@ -26,28 +26,7 @@ async fn database_url(backend: &str, dir: &Path) -> String {
     if backend == "sqlite" {
         return format!("sqlite://{}/takarir.db", dir.display());
     }
-    let server = std::env::var("TAKARIR_TEST_POSTGRES_URL")
-        .expect("TAKARIR_TEST_POSTGRES_URL: run through scripts/test or scripts/test-services");
-    let name = format!(
-        "takarir_jobs_{}_{}",
-        std::process::id(),
-        dir.file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase()
-            .replace(['.', '-'], "_")
-    );
-    let admin = sqlx::PgPool::connect(&server)
-        .await
-        .expect("PostgreSQL reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let mut url = url::Url::parse(&server).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
+    common::fresh_postgres_url().await
 }
 
 async fn start(backend: &str) -> Node {

@@ -178,7 +178,7 @@ struct CaptionOut<'a> {
     tokens: Option<&'a [u32]>,
 }
 
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

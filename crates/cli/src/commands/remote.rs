@@ -9,6 +9,8 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
+use super::caption::csv_field;
+
 /// What the remote run needs from `caption`'s arguments.
 pub struct Remote<'a> {
     pub server: &'a str,
@@ -17,14 +19,6 @@ pub struct Remote<'a> {
     pub alternatives: Option<usize>,
     pub format: super::caption::OutputFormat,
     pub sidecar: bool,
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 pub fn run(r: Remote<'_>) -> anyhow::Result<i32> {

@@ -31,16 +31,21 @@ pub fn zip_bytes() -> Vec<u8> {
 }
 
 /// The database for a test server: `None` (SQLite in the data directory) unless
-/// TAKARIR_TEST_BACKEND=postgres, then a fresh database in the PostgreSQL server named by
-/// TAKARIR_TEST_POSTGRES_URL (`scripts/test` runs these suites once more that way).
+/// TAKARIR_TEST_BACKEND=postgres, then a fresh PostgreSQL database (`scripts/test` runs the
+/// HTTP and privacy suites once more that way).
 pub async fn test_database_url() -> Option<String> {
-    use std::sync::atomic::{AtomicU32, Ordering};
     if std::env::var("TAKARIR_TEST_BACKEND").ok().as_deref() != Some("postgres") {
         return None;
     }
-    let server = std::env::var("TAKARIR_TEST_POSTGRES_URL").expect(
-        "TAKARIR_TEST_BACKEND=postgres needs TAKARIR_TEST_POSTGRES_URL (scripts/test-services)",
-    );
+    Some(fresh_postgres_url().await)
+}
+
+/// A fresh database in the PostgreSQL server named by TAKARIR_TEST_POSTGRES_URL (which
+/// `scripts/test-services` starts); its URL.
+pub async fn fresh_postgres_url() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let server = std::env::var("TAKARIR_TEST_POSTGRES_URL")
+        .expect("TAKARIR_TEST_POSTGRES_URL: run through scripts/test or scripts/test-services");
     static N: AtomicU32 = AtomicU32::new(0);
     let name = format!(
         "takarir_srv_{}_{}_{}",
@@ -61,5 +66,5 @@ pub async fn test_database_url() -> Option<String> {
     admin.close().await;
     let mut url = url::Url::parse(&server).unwrap();
     url.set_path(&format!("/{name}"));
-    Some(url.to_string())
+    url.to_string()
 }
