@@ -7,18 +7,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 use takarir_store::history::NewHistoryEntry;
 use takarir_store::users::{NewUser, Role};
 use takarir_store::{Blobs, Db, KeyRing, Sensitivity};
+mod common;
+use common::root;
 
 const HISTORY_ROWS: usize = 10_000;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 struct Setup {
     env: Vec<(String, String)>,
@@ -108,11 +106,7 @@ impl Setup {
     }
 
     async fn serve(&self) -> (Child, String) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let child = self
             .takarir(&["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -120,20 +114,7 @@ impl Setup {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let ready = async {
-            loop {
-                if let Ok(r) = client.get(format!("{base}/api/v1/health")).send().await {
-                    if r.status().is_success() {
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(60), ready)
-            .await
-            .expect("service answers within a minute");
+        common::wait_healthy(&base).await;
         (child, base)
     }
 

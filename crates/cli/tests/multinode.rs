@@ -8,16 +8,13 @@
 //! throughput with the default model); images per second are printed.
 
 use std::io::{Cursor, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use takarir_store::{Blobs, Db, KeyRing};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{free_port, root};
 
 struct Cluster {
     nodes: Vec<(Child, String)>,
@@ -36,14 +33,6 @@ impl Drop for Cluster {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn cluster(n: usize) -> Cluster {
@@ -108,21 +97,8 @@ async fn cluster(n: usize) -> Cluster {
             .expect("takarir serve starts");
         nodes.push((child, format!("http://127.0.0.1:{port}")));
     }
-    let client = reqwest::Client::new();
     for (_, base) in &nodes {
-        let ready = async {
-            loop {
-                if let Ok(r) = client.get(format!("{base}/api/v1/health")).send().await {
-                    if r.status().is_success() {
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(60), ready)
-            .await
-            .expect("node answers /api/v1/health within a minute");
+        common::wait_healthy(base).await;
     }
     Cluster {
         nodes,

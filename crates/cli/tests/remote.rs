@@ -1,15 +1,11 @@
 //! `takarir caption --server URL`: the same folder, captioned by a running `takarir serve`
 //! (SQLite and a local object directory in a temp dir) as one batch job.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::root;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caption_through_a_server_job() {
@@ -23,11 +19,7 @@ async fn caption_through_a_server_job() {
     )
     .unwrap();
     std::fs::write(photos.join("broken.jpg"), b"\xff\xd8\xff\xe0 not really").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_takarir"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("TAKARIR_DATA_DIR", tmp.path().join("data"))
@@ -41,20 +33,7 @@ async fn caption_through_a_server_job() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let ready = async {
-        loop {
-            if let Ok(r) = client.get(format!("{base}/api/v1/health")).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), ready)
-        .await
-        .unwrap();
+    common::wait_healthy(&base).await;
 
     let out = Command::new(env!("CARGO_BIN_EXE_takarir"))
         .args([
