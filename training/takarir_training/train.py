@@ -171,6 +171,8 @@ def train_scst(run, data, tok, cfg, log, init=None):
     if last.exists():
         s = torch.load(last, weights_only=False)
         model.load_state_dict(s["model"]), opt.load_state_dict(s["opt"])
+        for g in opt.param_groups:  # the config, not the saved optimizer, says the rate when extending a run
+            g["lr"] = cfg["scst_lr"]
         start, best = s["epoch"] + 1, s["best"]
         log(event="resume", stage="scst", epoch=start)
     train, dev = split("train"), split("dev")

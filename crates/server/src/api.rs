@@ -209,8 +209,11 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
         .map(|c| c.lang)
         .unwrap_or_default();
     let mut hint = None;
+    // Held until the body is read, so that a refusal before then can drain it.
+    let mut unread = Some(req);
     let result = async {
-        state.rate_limit(client_ip(&req, state.config().trust_forwarded_for))?;
+        let req = unread.as_ref().expect("body not yet read");
+        state.rate_limit(client_ip(req, state.config().trust_forwarded_for))?;
         let headers = req.headers().clone();
         let auth = crate::auth::caption_auth(
             crate::auth::authenticate(&state, &headers).await?,
@@ -219,7 +222,7 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
         )?;
         let prefs = crate::auth::effective_preferences(&state, auth.as_ref(), &headers).await?;
         let permit = state.queue_permit()?;
-        let mut sub = read_submission(&state, req).await?;
+        let mut sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         hint = sub.lang_hint();
         let mut pairs = crate::rights::preference_pairs(&prefs);
         pairs.append(&mut sub.pairs);
@@ -278,6 +281,10 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
         }
     }
     .await;
+    if let Some(req) = unread {
+        let cap = crate::body_limit(state.config().max_upload_bytes) as u64;
+        crate::caption::discard_unread(&state, req, cap).await;
+    }
     let mut res = match result {
         Ok(r) => r,
         Err(e) => {

@@ -309,11 +309,50 @@ pub fn client_ip_of(
 /// At most `max_concurrent_uploads` bodies are received at once (503 past that), each within
 /// `upload_timeout_seconds` (408).
 pub async fn read_submission(state: &AppState, req: Request) -> Result<Submission, ApiError> {
-    let _permit = state.upload_permit()?;
+    let _permit = match state.upload_permit() {
+        Ok(p) => p,
+        Err(e) => {
+            discard_unread(
+                state,
+                req,
+                crate::body_limit(state.config().max_upload_bytes) as u64,
+            )
+            .await;
+            return Err(e);
+        }
+    };
     let timeout = std::time::Duration::from_secs(state.config().upload_timeout_seconds);
     tokio::time::timeout(timeout, read_body(state, req))
         .await
         .map_err(|_| ApiError::UploadTimeout)?
+}
+
+/// Reads and throws away the body of a request refused before its body was read (429, 503),
+/// so that a client still sending its upload gets the refusal instead of a broken pipe. Nothing
+/// is kept; reading stops past `cap` bytes or after a few seconds, when the connection is
+/// simply closed.
+pub async fn discard_unread(state: &AppState, req: Request, cap: u64) {
+    use futures_util::StreamExt;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > cap) {
+        return;
+    }
+    let within = std::time::Duration::from_secs(state.config().upload_timeout_seconds.min(10));
+    let mut stream = req.into_body().into_data_stream();
+    let _ = tokio::time::timeout(within, async {
+        let mut seen = 0u64;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > cap {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn read_body(state: &AppState, req: Request) -> Result<Submission, ApiError> {

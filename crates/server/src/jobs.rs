@@ -176,6 +176,8 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     // A job costs one token of the client's caption rate limit, like one caption request.
     let ip = crate::caption::client_ip(&req, state.config().trust_forwarded_for);
     if let Err(e) = state.rate_limit(ip) {
+        let cap = state.config().job_max_bytes.saturating_add(1 << 20);
+        crate::caption::discard_unread(&state, req, cap).await;
         return e.into_response();
     }
     match receive(&state, req, lang).await {

@@ -228,13 +228,16 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
         ..Options::default()
     };
     let mut csrf = None;
+    // Held until the body is read, so that a refusal before then can drain it.
+    let mut unread = Some(req);
     let outcome = async {
-        state.rate_limit(client_ip(&req, state.config().trust_forwarded_for))?;
+        let req = unread.as_ref().expect("body not yet read");
+        state.rate_limit(client_ip(req, state.config().trust_forwarded_for))?;
         let headers = req.headers().clone();
         let signed_in = crate::auth::authenticate(&state, &headers).await?;
         csrf = signed_in.as_ref().and_then(|a| a.csrf().map(str::to_owned));
         let permit = state.queue_permit()?;
-        let mut sub = read_submission(&state, req).await?;
+        let mut sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         let form_csrf = sub
             .pairs
             .iter()
@@ -253,6 +256,10 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
         Ok::<_, ApiError>(results)
     }
     .await;
+    if let Some(req) = unread {
+        let cap = crate::body_limit(state.config().max_upload_bytes) as u64;
+        crate::caption::discard_unread(&state, req, cap).await;
+    }
     let selected = context! {
         sel_lang => match form.lang {
             Some(crate::caption::LangChoice::Id) => "id",

@@ -824,6 +824,40 @@ async fn rate_limit_gives_429_with_retry_after() {
     s.stop().await;
 }
 
+/// A refusal given before the body is read (here 429) must reach a client that is still
+/// sending a large upload, as a response rather than a broken pipe, on every upload route.
+#[tokio::test]
+async fn refusals_reach_clients_still_uploading() {
+    let s = TestServer::start(|c| c.rate_limit_per_minute = 1).await;
+    let ok = s.post_image("", png_1x1(), "a.png", "image/png").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    // Larger than loopback socket buffers, so the client is mid-upload when refused.
+    let big = vec![0u8; 8 << 20];
+    let raw = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .header("accept-language", "en")
+        .header("content-type", "image/png")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("the refusal arrives as a response");
+    problem(raw, 429, "rate_limited").await;
+    for path in ["/", "/api/v1/jobs"] {
+        let form = Form::new().part("image", Part::bytes(big.clone()).file_name("a.png"));
+        let res = s
+            .client
+            .post(s.url(path))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: the refusal arrives as a response: {e}"));
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert!(res.headers().contains_key("retry-after"), "{path}");
+    }
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_gives_503_never_a_crash() {
     let s = Arc::new(TestServer::start(|c| c.queue_capacity = 1).await);
