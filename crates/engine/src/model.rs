@@ -56,25 +56,40 @@ fn pick(dir: &Path, stem: &str, quantized: bool) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn select(dir: &Path, quantized: bool) -> Option<ModelFiles> {
-    let encoder = pick(dir, "encoder_model", quantized)?;
-    let decoder = match pick(dir, "decoder_model_merged", quantized) {
-        Some(m) => DecoderFiles::Merged(m),
-        None => DecoderFiles::Split {
-            first: pick(dir, "decoder_model", quantized)?,
-            with_past: pick(dir, "decoder_with_past_model", quantized)?,
-        },
+/// The graph `stem` in the preferred precision, else in the other, with whether it is int8.
+fn pick_either(dir: &Path, stem: &str, prefer_quantized: bool) -> Option<(PathBuf, bool)> {
+    [prefer_quantized, !prefer_quantized]
+        .into_iter()
+        .find_map(|q| pick(dir, stem, q).map(|p| (p, q)))
+}
+
+/// Each graph is chosen on its own, so a model may ship an int8 decoder next to a full-precision
+/// encoder (the default model does: its int8 encoder lost too much accuracy).
+fn select(dir: &Path, prefer_quantized: bool) -> Option<ModelFiles> {
+    let (encoder, encoder_q) = pick_either(dir, "encoder_model", prefer_quantized)?;
+    let (decoder, decoder_q) = match pick_either(dir, "decoder_model_merged", prefer_quantized) {
+        Some((m, q)) => (DecoderFiles::Merged(m), q),
+        None => {
+            // The split pair shares its cache tensors, so both halves come in one precision.
+            [prefer_quantized, !prefer_quantized]
+                .into_iter()
+                .find_map(|q| {
+                    let first = pick(dir, "decoder_model", q)?;
+                    let with_past = pick(dir, "decoder_with_past_model", q)?;
+                    Some((DecoderFiles::Split { first, with_past }, q))
+                })?
+        }
     };
     Some(ModelFiles {
         dir: dir.to_path_buf(),
         encoder,
         decoder,
-        quantized,
+        quantized: encoder_q || decoder_q,
     })
 }
 
 impl ModelFiles {
-    /// Finds the graphs in a local directory. Full-precision graphs are preferred unless
+    /// Finds the graphs in a local directory. For each graph, full precision is preferred unless
     /// `prefer_quantized`; either kind is used when it is the only one present.
     pub fn from_dir(dir: &Path, prefer_quantized: bool) -> Result<Self> {
         if !dir.is_dir() {
@@ -85,15 +100,13 @@ impl ModelFiles {
                 return Err(EngineError::model(dir, format!("missing {f}")));
             }
         }
-        select(dir, prefer_quantized)
-            .or_else(|| select(dir, !prefer_quantized))
-            .ok_or_else(|| {
-                EngineError::model(
+        select(dir, prefer_quantized).ok_or_else(|| {
+            EngineError::model(
                 dir,
                 "no encoder_model.onnx with decoder_model_merged.onnx (or decoder_model.onnx + \
                  decoder_with_past_model.onnx), plain or *_quantized",
             )
-            })
+        })
     }
 
     /// Resolves `--model`: a directory path, or `hf:ORG/NAME[@REV]` from the Hugging Face Hub.
@@ -228,5 +241,54 @@ mod tests {
         for bad in ["distilvit", "a/b/c", "/b", "a/b@"] {
             assert!(parse_repo(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn each_graph_picks_its_own_precision() {
+        let dir = std::env::temp_dir().join(format!("takarir-model-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in [
+            "config.json",
+            "preprocessor_config.json",
+            "tokenizer.json",
+            "encoder_model.onnx",
+            "decoder_model_merged.onnx",
+            "decoder_model_merged_quantized.onnx",
+        ] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let plain = ModelFiles::from_dir(&dir, false).unwrap();
+        assert!(!plain.quantized);
+        assert_eq!(
+            plain.decoder,
+            DecoderFiles::Merged(dir.join("decoder_model_merged.onnx"))
+        );
+        let int8 = ModelFiles::from_dir(&dir, true).unwrap();
+        assert!(int8.quantized);
+        assert_eq!(int8.encoder, dir.join("encoder_model.onnx"));
+        assert_eq!(
+            int8.decoder,
+            DecoderFiles::Merged(dir.join("decoder_model_merged_quantized.onnx"))
+        );
+        // Only the split pair's int8 half for the first step: the pair falls back to full precision.
+        std::fs::remove_file(dir.join("decoder_model_merged.onnx")).unwrap();
+        std::fs::remove_file(dir.join("decoder_model_merged_quantized.onnx")).unwrap();
+        for f in [
+            "decoder_model.onnx",
+            "decoder_with_past_model.onnx",
+            "decoder_model_quantized.onnx",
+        ] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let split = ModelFiles::from_dir(&dir, true).unwrap();
+        assert!(!split.quantized);
+        assert_eq!(
+            split.decoder,
+            DecoderFiles::Split {
+                first: dir.join("decoder_model.onnx"),
+                with_past: dir.join("decoder_with_past_model.onnx"),
+            }
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
