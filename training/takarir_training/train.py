@@ -159,6 +159,12 @@ def train_xe(run, data, tok, cfg, log, stage="xe", init=None):
     return best
 
 
+def scst_lr(cfg, epoch):
+    """The SCST learning rate of an epoch: `scst_lrs[epoch]` when the list is that long, else `scst_lr`."""
+    lrs = cfg.get("scst_lrs") or []
+    return lrs[epoch] if epoch < len(lrs) else cfg["scst_lr"]
+
+
 def train_scst(run, data, tok, cfg, log, init=None):
     """Self-critical training on CIDEr-D: n samples per image and language, baseline = mean of the others.
     Starts from init (the best XE checkpoint)."""
@@ -171,8 +177,6 @@ def train_scst(run, data, tok, cfg, log, init=None):
     if last.exists():
         s = torch.load(last, weights_only=False)
         model.load_state_dict(s["model"]), opt.load_state_dict(s["opt"])
-        for g in opt.param_groups:  # the config, not the saved optimizer, says the rate when extending a run
-            g["lr"] = cfg["scst_lr"]
         start, best = s["epoch"] + 1, s["best"]
         log(event="resume", stage="scst", epoch=start)
     train, dev = split("train"), split("dev")
@@ -184,6 +188,8 @@ def train_scst(run, data, tok, cfg, log, init=None):
     scorers = {lang: CiderD({n: data.caps[lang][n] for n in train}) for lang in LANGS}
     n = cfg["scst_samples"]
     for epoch in range(start, cfg["scst_epochs"]):
+        for g in opt.param_groups:  # the config says each epoch's rate, also when a run is resumed or extended
+            g["lr"] = scst_lr(cfg, epoch)
         rng = random.Random(cfg["seed"] * 1000 + 100 + epoch)
         torch.manual_seed(cfg["seed"] * 1000 + 100 + epoch)
         order = train[:]
@@ -227,7 +233,7 @@ def train_scst(run, data, tok, cfg, log, init=None):
         if mean > best["score"]:
             best = {"score": mean, "epoch": epoch, **scores}
             save(run / "scst_best.pt", model=model.state_dict(), cfg=model.cfg, epoch=epoch)
-        log(stage="scst", epoch=epoch, reward=round(tot_r / max(1, cnt), 4), dev_cider_greedy=scores, best=best,
+        log(stage="scst", epoch=epoch, lr=scst_lr(cfg, epoch), reward=round(tot_r / max(1, cnt), 4), dev_cider_greedy=scores, best=best,
             epoch_s=round(time.time() - t0, 1))
         save(last, model=model.state_dict(), opt=opt.state_dict(), epoch=epoch, best=best)
     return best
