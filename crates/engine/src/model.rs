@@ -247,16 +247,20 @@ mod tests {
     fn each_graph_picks_its_own_precision() {
         let dir = std::env::temp_dir().join(format!("takarir-model-files-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for f in [
+        // Resolution looks at names only, so empty files stand in for the graphs.
+        let touch = |names: &[&str]| {
+            for f in names {
+                std::fs::write(dir.join(f), b"").unwrap();
+            }
+        };
+        touch(&[
             "config.json",
             "preprocessor_config.json",
             "tokenizer.json",
             "encoder_model.onnx",
             "decoder_model_merged.onnx",
             "decoder_model_merged_quantized.onnx",
-        ] {
-            std::fs::write(dir.join(f), b"").unwrap();
-        }
+        ]);
         let plain = ModelFiles::from_dir(&dir, false).unwrap();
         assert!(!plain.quantized);
         assert_eq!(
@@ -273,13 +277,11 @@ mod tests {
         // Only the split pair's int8 half for the first step: the pair falls back to full precision.
         std::fs::remove_file(dir.join("decoder_model_merged.onnx")).unwrap();
         std::fs::remove_file(dir.join("decoder_model_merged_quantized.onnx")).unwrap();
-        for f in [
+        touch(&[
             "decoder_model.onnx",
             "decoder_with_past_model.onnx",
             "decoder_model_quantized.onnx",
-        ] {
-            std::fs::write(dir.join(f), b"").unwrap();
-        }
+        ]);
         let split = ModelFiles::from_dir(&dir, true).unwrap();
         assert!(!split.quantized);
         assert_eq!(
