@@ -1,4 +1,5 @@
 """Flickr8k access: splits, captions per language, image preprocessing shared by caching and export."""
+import math
 import os
 from pathlib import Path
 
@@ -12,7 +13,7 @@ RUNS = ROOT / "training" / "runs"
 LANGS = ("en", "id")
 
 # EfficientNet-Lite was trained (TF reference builder) with mean 127, std 128 on 0..255 pixels.
-IMAGE_SIZE = 224
+IMAGE_SIZE = 224  # the default input side; a run may choose another (cfg "image_size")
 RESCALE = 1 / 255
 MEAN = [0.498, 0.498, 0.498]
 STD = [0.502, 0.502, 0.502]
@@ -33,11 +34,21 @@ def captions(lang):
     return out
 
 
-def load_pixels(name, flip=False):
-    """float32 [3,224,224] exactly as preprocessor_config.json describes (resize bilinear, rescale, normalise)."""
+def grid_cells(size):
+    """Cells of the CNN's final grid for a square input: stride 32 with 'same' padding rounds up."""
+    return math.ceil(size / 32) ** 2
+
+
+def feature_key(backbone, size):
+    """Cache file stem: the 224 cache keeps its original name, other sizes carry theirs."""
+    return backbone if size == IMAGE_SIZE else f"{backbone}_{size}"
+
+
+def load_pixels(name, flip=False, size=IMAGE_SIZE):
+    """float32 [3,size,size] exactly as preprocessor_config.json describes (resize bilinear, rescale, normalise)."""
     img = Image.open(DATA / "images" / name).convert("RGB")
-    if img.size != (IMAGE_SIZE, IMAGE_SIZE):
-        img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
     if flip:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
     x = np.asarray(img, dtype=np.float32) * RESCALE

@@ -22,7 +22,7 @@ OPSET = 17
 
 
 class Encoder(nn.Module):
-    """pixels -> frozen EfficientNet-Lite grid -> projection: last_hidden_state [B,49,d]."""
+    """pixels -> frozen EfficientNet-Lite grid -> projection: last_hidden_state [B,cells,d]."""
 
     def __init__(self, cnn, model):
         super().__init__()
@@ -51,14 +51,15 @@ def export(run, ckpt, cfg, log=lambda **kw: print(kw), out=OUT):
     c = model.cfg
     L, H, dh, d = c["layers"], c["heads"], c["d"] // c["heads"], c["d"]
     out.mkdir(parents=True, exist_ok=True)
-    enc = Encoder(backbone(cfg["backbone"]), model).eval()
-    x = torch.randn(1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    size = cfg.get("image_size", IMAGE_SIZE)
+    enc = Encoder(backbone(cfg["backbone"], size), model).eval()
+    x = torch.randn(1, 3, size, size)
     torch.onnx.export(enc, (x,), out / "encoder_model.onnx", input_names=["pixel_values"],
                       output_names=["last_hidden_state"], opset_version=OPSET, dynamo=False,
                       dynamic_axes={"pixel_values": {0: "batch_size"}, "last_hidden_state": {0: "batch_size"}})
     pres = [f"present.{i}.{t}" for i in range(L) for t in ("key", "value")]
     past = [f"past_key_values.{i}.{t}" for i in range(L) for t in ("key", "value")]
-    mem = torch.randn(2, 49, d)
+    mem = torch.randn(2, c["grid"], d)
     ids = torch.tensor([[BOS, LANG_ID["en"], 10], [BOS, LANG_ID["id"], 11]])
     dyn = {"input_ids": {0: "batch_size", 1: "decoder_sequence_length"},
            "encoder_hidden_states": {0: "batch_size"}, "logits": {0: "batch_size", 1: "decoder_sequence_length"}}
@@ -83,7 +84,7 @@ def export(run, ckpt, cfg, log=lambda **kw: print(kw), out=OUT):
     vocab = c["vocab"]
     (out / "config.json").write_text(json.dumps({
         "model_type": "vision-encoder-decoder", "architectures": ["TakarirCaptioner"],
-        "encoder": {"model_type": f"efficientnet-{cfg['backbone']}", "image_size": IMAGE_SIZE, "grid": 49,
+        "encoder": {"model_type": f"efficientnet-{cfg['backbone']}", "image_size": size, "grid": c["grid"],
                     "feature_dim": c["feat_dim"], "hidden_size": d},
         "decoder": {"model_type": "takarir-prenorm-transformer", "vocab_size": vocab, "decoder_layers": L,
                     "decoder_attention_heads": H, "d_model": d, "decoder_ffn_dim": c["ff"],
@@ -100,16 +101,16 @@ def export(run, ckpt, cfg, log=lambda **kw: print(kw), out=OUT):
         "early_stopping": True}, indent=2) + "\n")
     (out / "preprocessor_config.json").write_text(json.dumps({
         "image_processor_type": "ViTImageProcessor", "do_resize": True,
-        "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}, "resample": 2, "do_rescale": True,
+        "size": {"height": size, "width": size}, "resample": 2, "do_rescale": True,
         "rescale_factor": RESCALE, "do_normalize": True, "image_mean": MEAN, "image_std": STD}, indent=2) + "\n")
-    check(model, enc, out, log)
+    check(model, enc, out, size, log)
 
 
-def check(model, enc, out, log=lambda **kw: print(kw)):
+def check(model, enc, out, size=IMAGE_SIZE, log=lambda **kw: print(kw)):
     """onnxruntime vs PyTorch on both branches of the merged decoder."""
     e = ort.InferenceSession(str(out / "encoder_model.onnx"))
     dec = ort.InferenceSession(str(out / "decoder_model_merged.onnx"))
-    x = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE)
+    x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         mem = enc(x)
     mem_o = e.run(None, {"pixel_values": x.numpy()})[0]

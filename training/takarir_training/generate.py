@@ -14,7 +14,7 @@ class TorchStepper:
     """Decoder step on PyTorch: (new ids [N,T], past) -> (last-position logits [N,V] numpy, past)."""
 
     def __init__(self, model, mem):
-        self.model, self.mem = model, mem  # mem [B,49,d]
+        self.model, self.mem = model, mem  # mem [B,cells,d]
 
     def __call__(self, ids, past, rows):
         with torch.no_grad():

@@ -38,7 +38,7 @@ class Layer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x, mem, mem_index=None, past=None):
-        """mem: [M,49,d]; mem_index maps each row of x to its memory row (shared images). Returns x, (k, v)."""
+        """mem: [M,cells,d]; mem_index maps each row of x to its memory row (shared images). Returns x, (k, v)."""
         a = self.self_attn
         h = self.n1(x)
         k, v = a.split(a.k(h)), a.split(a.v(h))
@@ -72,7 +72,7 @@ class Captioner(nn.Module):
         nn.init.normal_(self.pos.weight, std=0.02)
 
     def encode(self, feats):
-        """feats [B,49,C] (CNN grid, channels last) -> encoder_hidden_states [B,49,d]."""
+        """feats [B,cells,C] (CNN grid, channels last) -> encoder_hidden_states [B,cells,d]."""
         return self.mem_drop(self.proj(feats.float()) + self.grid_pos)
 
     def decode(self, ids, mem, mem_index=None, past=None):

@@ -52,9 +52,10 @@ def main():
     gen = json.loads((a.model_dir / "generation_config.json").read_text())
     ckpt = a.ckpt or RUNS / cfg["takarir"]["run"] / cfg["takarir"]["checkpoint"]
     model = load_model(ckpt)
-    enc = Encoder(backbone(cfg["takarir"]["backbone"]), model).eval()
+    size = cfg["encoder"]["image_size"]
+    enc = Encoder(backbone(cfg["takarir"]["backbone"], size), model).eval()
     names = split("test")[:a.n]
-    x = np.stack([load_pixels(n) for n in names])
+    x = np.stack([load_pixels(n, size=size) for n in names])
     with torch.no_grad():
         mem_t = enc(torch.from_numpy(x))
     mem_o = ort.InferenceSession(str(a.model_dir / "encoder_model.onnx")).run(None, {"pixel_values": x})[0]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .cider import CiderD
-from .data import CACHE, LANGS, captions, split
+from .data import CACHE, IMAGE_SIZE, LANGS, captions, grid_cells, split
 from .generate import greedy, strip
 from .model import Captioner
 from .tokenizer import BOS, EOS, LANG_ID, PAD
@@ -18,11 +18,11 @@ from .tokenizer import BOS, EOS, LANG_ID, PAD
 class Data:
     """Cached grids (plain and flipped views) and tokenised captions, indexed by image name."""
 
-    def __init__(self, tok, backbone="lite2", max_len=40):
+    def __init__(self, tok, key="lite2", max_len=40):
         names = json.loads((CACHE / "names.json").read_text())
         self.index = {n: i for i, n in enumerate(names)}
-        self.views = [np.load(CACHE / f"{backbone}_{v}.npy", mmap_mode="r") for v in ("plain", "flip")
-                      if (CACHE / f"{backbone}_{v}.npy").exists()]
+        self.views = [np.load(CACHE / f"{key}_{v}.npy", mmap_mode="r") for v in ("plain", "flip")
+                      if (CACHE / f"{key}_{v}.npy").exists()]
         self.views = [np.ascontiguousarray(v) for v in self.views]  # into RAM: ~1 GB each
         self.caps = {lang: captions(lang) for lang in LANGS}
         self.ids = {}
@@ -33,7 +33,7 @@ class Data:
                     self.ids[n, lang] = [[BOS, LANG_ID[lang]] + e.ids[:max_len - 3] + [EOS] for e in enc]
 
     def feats(self, names, view=None, rng=None):
-        """fp32 [B,49,C]; view None = random per image (augmentation), else fixed view index."""
+        """fp32 [B,cells,C]; view None = random per image (augmentation), else fixed view index."""
         idx = [self.index[n] for n in names]
         vs = [view if view is not None else rng.randrange(len(self.views)) for _ in names]
         return torch.from_numpy(np.stack([self.views[v][i] for v, i in zip(vs, idx)]).astype(np.float32))
@@ -87,7 +87,7 @@ def train_xe(run, data, tok, cfg, log, stage="xe", init=None):
     p = {k: cfg[k if stage == "xe" else f"{stage}_{k}"] for k in ("lr", "epochs", "caps_per_lang")}
     seed = cfg["seed"] * 1000 + (0 if stage == "xe" else 200)
     torch.manual_seed(cfg["seed"])
-    model = Captioner(tok.get_vocab_size(), **cfg["model"])
+    model = Captioner(tok.get_vocab_size(), grid=grid_cells(cfg.get("image_size", IMAGE_SIZE)), **cfg["model"])
     if init is not None:
         model.load_state_dict(torch.load(init, weights_only=False)["model"])
     opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=0.01, betas=(0.9, 0.98))
