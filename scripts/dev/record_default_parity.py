@@ -5,9 +5,10 @@ checkpoint named in models/default/config.json.
 
     PYTHONPATH=training training/.venv/bin/python scripts/dev/record_default_parity.py
 
-Writes fixtures/default-model/<name>.png (the photo upright and resized to 224x224 with PIL's
-bilinear filter, lossless, so every runtime sees identical pixels) and expected.json
-({name: {lang: [BOS, LANG, ..., EOS]}}, beam search with models/default/generation_config.json).
+Writes fixtures/default-model/<name>.png (the photo upright and resized to the model's input size,
+config.json encoder.image_size, with PIL's bilinear filter; lossless, so every runtime sees identical
+pixels) and expected.json ({name: {lang: [BOS, LANG, ..., EOS]}}, beam search with
+models/default/generation_config.json).
 """
 import json
 from pathlib import Path
@@ -17,7 +18,7 @@ import onnxruntime as ort
 import torch
 from PIL import Image, ImageOps
 
-from takarir_training.data import IMAGE_SIZE, LANGS, MEAN, RESCALE, RUNS, STD
+from takarir_training.data import LANGS, MEAN, RESCALE, RUNS, STD
 from takarir_training.evaluate import load_model
 from takarir_training.export import Encoder
 from takarir_training.features import backbone
@@ -36,12 +37,13 @@ def main():
     cfg = json.loads((MODEL / "config.json").read_text())
     gen = json.loads((MODEL / "generation_config.json").read_text())
     model = load_model(RUNS / cfg["takarir"]["run"] / cfg["takarir"]["checkpoint"])
-    enc = Encoder(backbone(cfg["takarir"]["backbone"]), model).eval()
+    size = cfg["encoder"]["image_size"]
+    enc = Encoder(backbone(cfg["takarir"]["backbone"], size), model).eval()
     OUT.mkdir(parents=True, exist_ok=True)
     xs = []
     for name in SAMPLES:
         img = ImageOps.exif_transpose(Image.open(ROOT / "samples" / f"{name}.jpg")).convert("RGB")
-        img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+        img = img.resize((size, size), Image.BILINEAR)
         img.save(OUT / f"{name}.png", optimize=True)
         x = np.asarray(img, np.float32) * np.float32(RESCALE)
         xs.append(((x - np.array(MEAN, np.float32)) / np.array(STD, np.float32)).transpose(2, 0, 1))
