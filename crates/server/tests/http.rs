@@ -443,7 +443,10 @@ async fn gps_is_reported_present_but_never_returned() {
         "98765",
         "24.681",
         "24681",
-        "131",
+        // The coordinates in decimal degrees (41°23'98.765", 131°57'24.681"). A bare "131"
+        // also matched a timing of 131 ms on a loaded machine.
+        "41.41",
+        "131.95",
         "GPS",
         "Latitude",
         "Longitude",
