@@ -107,7 +107,7 @@ fn input_key(job: &str, idx: i64) -> String {
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::fill(&mut b[..]);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex::encode(b)
 }
 
 /// What one item's stored result holds (the JSONL line).
@@ -900,10 +900,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     let tag = mac.finalize().into_bytes();
-    format!(
-        "sha256={}",
-        tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    format!("sha256={}", hex::encode(tag))
 }
 
 async fn send_webhook(url: &str, secret: &str, job: &Job) -> Result<(), String> {

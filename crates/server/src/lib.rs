@@ -234,11 +234,7 @@ impl AppState {
 fn node_id() -> String {
     let mut b = [0u8; 6];
     rand::fill(&mut b);
-    format!(
-        "node-{}-{}",
-        std::process::id(),
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    )
+    format!("node-{}-{}", std::process::id(), hex::encode(b))
 }
 
 fn load_policy(config: &ServerConfig) -> anyhow::Result<policy::Policy> {

@@ -70,10 +70,6 @@ struct ManifestObject {
     sha256: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The newest `pg_dump`/`pg_restore` on PATH or in Debian's /usr/lib/postgresql/*/bin.
 fn pg_tool(name: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -177,7 +173,7 @@ pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<
         summary.object_bytes += raw.len() as u64;
         manifest.objects.push(ManifestObject {
             size: raw.len() as u64,
-            sha256: hex(&Sha256::digest(&raw)),
+            sha256: hex::encode(Sha256::digest(&raw)),
             path,
         });
     }
@@ -204,7 +200,7 @@ pub async fn restore(db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary>
     // Check every object before changing anything.
     for o in &manifest.objects {
         let raw = std::fs::read(dir.join("objects").join(&o.path))?;
-        if raw.len() as u64 != o.size || hex(&Sha256::digest(&raw)) != o.sha256 {
+        if raw.len() as u64 != o.size || hex::encode(Sha256::digest(&raw)) != o.sha256 {
             return Err(Error::Tampered(o.path.clone()));
         }
     }

@@ -114,11 +114,11 @@ impl KeyRing {
     pub fn parse(spec: &str) -> Result<Self> {
         let mut ring = KeyRing::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (id, hex) = entry
+            let (id, key_hex) = entry
                 .split_once(':')
                 .ok_or_else(|| Error::Key("expected ID:HEX entries separated by commas".into()))?;
-            let key = decode_hex(hex.trim())
-                .ok_or_else(|| Error::Key(format!("key {id:?} is not hexadecimal")))?;
+            let key = hex::decode(key_hex.trim())
+                .map_err(|_| Error::Key(format!("key {id:?} is not hexadecimal")))?;
             ring.add(id.trim(), &key)?;
         }
         Ok(ring)
@@ -126,10 +126,7 @@ impl KeyRing {
 
     /// A fresh random key in the hex form [`KeyRing::parse`] reads.
     pub fn generate_key_hex() -> String {
-        Aes256Gcm::generate_key(OsRng)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(Aes256Gcm::generate_key(OsRng))
     }
 
     /// The ids, oldest first.
@@ -227,16 +224,6 @@ impl KeyRing {
             .map_err(|_| tampered())?;
         Ok((plaintext, kid.to_owned()))
     }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// The object store: objects addressed by `/`-separated paths relative to a root.

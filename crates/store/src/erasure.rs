@@ -42,7 +42,7 @@ pub fn subject_hash(user: UserId, subject_salt: &[u8]) -> String {
     h.update(b"takarir-erasure-v1");
     h.update(subject_salt);
     h.update(user.0.to_be_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]

@@ -79,8 +79,5 @@ pub(crate) fn now() -> time::OffsetDateTime {
 /// guessing, and a copy of the database holds no usable token.
 pub fn token_hash(token: &str) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }

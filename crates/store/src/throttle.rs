@@ -10,7 +10,7 @@ fn key_hash(key: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"takarir-login-v1\0");
     h.update(key.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// The table, borrowed from [`Db::login_failures`].
