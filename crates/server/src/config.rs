@@ -38,6 +38,7 @@ use serde::Deserialize;
 /// | `job_lease_seconds` | `60` | how long a node holds a claimed job item before another node may take it over |
 /// | `job_workers` | `1` | job items this node captions at once (`0`: this node only receives jobs) |
 /// | `sweep_interval_seconds` | `3600` | how often the retention sweeper runs |
+/// | `webhook_private_networks` | `false` | let job webhooks reach loopback, private and link-local addresses (an internal receiver; otherwise refused, so a webhook cannot probe the server's own network) |
 /// | `history_retention_days` | `0` | delete caption history older than this (`0`: keep until the user deletes it) |
 /// | `encryption_keys` | a key generated into `<data_dir>/encryption.keys` on first start | `ID:HEX,ID:HEX` (oldest first; the last encrypts, all decrypt) for objects holding personal data |
 /// | `public_url` | `http://<listen>` | the address users reach the service at; links in emails start with it. `https://...` also marks session cookies `Secure` |
@@ -97,6 +98,8 @@ pub struct ServerConfig {
     pub job_lease_seconds: u64,
     /// Job items captioned at once on this node; 0 receives jobs only.
     pub job_workers: usize,
+    /// Job webhooks may reach loopback, private and link-local addresses.
+    pub webhook_private_networks: bool,
     /// Seconds between retention sweeps.
     pub sweep_interval_seconds: u64,
     /// Days of caption history kept; 0 keeps it until the user deletes it.
@@ -143,6 +146,7 @@ impl Default for ServerConfig {
             job_lease_seconds: 60,
             job_workers: 1,
             sweep_interval_seconds: 3600,
+            webhook_private_networks: false,
             history_retention_days: 0,
             public_url: None,
             smtp_url: None,
@@ -202,6 +206,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("job_lease_seconds", Kind::Number),
     ("job_workers", Kind::Number),
     ("sweep_interval_seconds", Kind::Number),
+    ("webhook_private_networks", Kind::Flag),
     ("history_retention_days", Kind::Number),
     ("public_url", Kind::Text),
     ("smtp_url", Kind::Text),

@@ -92,6 +92,9 @@ pub enum ApiError {
     JobInputLost,
     /// A webhook URL that is not an absolute http(s) URL.
     InvalidWebhook,
+    /// A webhook URL naming a loopback, private or link-local address, which this server is
+    /// not configured to call.
+    WebhookNotPublic,
     /// The route needs a signed-in user or an API key, and the request has neither (or an
     /// unknown key).
     Unauthorized,
@@ -153,7 +156,8 @@ impl ApiError {
             | NoImage
             | TooManyFiles { .. }
             | MalformedRequest
-            | InvalidWebhook => StatusCode::BAD_REQUEST,
+            | InvalidWebhook
+            | WebhookNotPublic => StatusCode::BAD_REQUEST,
             LanguageNotSupported { .. }
             | EmptyImage
             | CorruptImage
@@ -202,6 +206,7 @@ impl ApiError {
             NestedArchive => "nested_archive",
             JobInputLost => "job_input_lost",
             InvalidWebhook => "invalid_webhook",
+            WebhookNotPublic => "webhook_not_public",
             Unauthorized => "unauthorized",
             Forbidden { .. } => "forbidden",
             CsrfFailed => "csrf_failed",
@@ -367,6 +372,12 @@ impl ApiError {
                 "Invalid webhook",
                 "`webhook_url` harus berupa URL http(s) lengkap.".into(),
                 "`webhook_url` must be an absolute http(s) URL.".into(),
+            ),
+            WebhookNotPublic => (
+                "Webhook tidak diizinkan",
+                "Webhook not allowed",
+                "`webhook_url` harus menuju alamat publik; server ini tidak memanggil alamat loopback, privat, atau link-local.".into(),
+                "`webhook_url` must point to a public address; this server does not call loopback, private or link-local addresses.".into(),
             ),
             Unauthorized => (
                 "Perlu masuk",

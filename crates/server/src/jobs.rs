@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::{Cursor, Read, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,6 +156,7 @@ pub struct JobForm {
     alternatives: Option<u32>,
     gender_neutral: Option<bool>,
     /// Absolute http(s) URL called once when the job is done, signed with `webhook_secret`.
+    /// It must reach a public address unless the server sets `webhook_private_networks`.
     webhook_url: Option<String>,
 }
 
@@ -166,7 +168,7 @@ pub struct JobForm {
     request_body(content = JobForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, description = "Accepted; poll the status URL", body = JobCreated),
-        (status = 400, description = "Bad option or webhook, no file, too many files", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Bad option, bad or non-public webhook, no file, too many files", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Upload over job_max_bytes", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not a multipart form", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -431,6 +433,13 @@ async fn receive(state: &AppState, req: Request, lang: Lang) -> Result<JobCreate
                 .unwrap_or(false);
             if !ok {
                 return Err(ApiError::InvalidWebhook);
+            }
+            // An address written in the URL is refused now; a host name is checked when it is
+            // resolved, at delivery (it may resolve differently by then).
+            if !state.config().webhook_private_networks
+                && literal_ip(url).is_some_and(|ip| !is_public(ip))
+            {
+                return Err(ApiError::WebhookNotPublic);
             }
         }
         Ok(webhook)
@@ -874,7 +883,8 @@ async fn on_finished(state: AppState, job: Job) {
     }
     if let (Some(url), Some(secret)) = (job.webhook_url.clone(), job.webhook_secret.clone()) {
         tokio::spawn(async move {
-            let outcome = send_webhook(&url, &secret, &job).await;
+            let allow_private = state.config().webhook_private_networks;
+            let outcome = send_webhook(&url, &secret, &job, allow_private).await;
             let status = match outcome {
                 Ok(()) => "delivered".to_string(),
                 Err(e) => format!("failed: {e}"),
@@ -903,17 +913,87 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(tag))
 }
 
-async fn send_webhook(url: &str, secret: &str, job: &Job) -> Result<(), String> {
+/// Whether an address is on the public internet: not loopback, private (RFC 1918, unique
+/// local), link-local (cloud metadata services live there), shared (CGNAT), unspecified,
+/// broadcast, documentation or multicast.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local())
+            }
+        },
+    }
+}
+
+/// The IP address a URL names directly, if it names one.
+fn literal_ip(url: &str) -> Option<IpAddr> {
+    match url::Url::parse(url).ok()?.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Resolves webhook hosts to public addresses only, so a host name that points at the
+/// server's own network (or is re-pointed there after the job was accepted) is not called.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(NOT_PUBLIC.into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+const NOT_PUBLIC: &str = "not a public address";
+
+async fn send_webhook(
+    url: &str,
+    secret: &str,
+    job: &Job,
+    allow_private: bool,
+) -> Result<(), String> {
+    if !allow_private && literal_ip(url).is_some_and(|ip| !is_public(ip)) {
+        return Err(NOT_PUBLIC.into());
+    }
     let body = serde_json::to_vec(&json!({
         "event": "job.finished",
         "job": status_of(job),
     }))
     .map_err(|e| e.to_string())?;
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
+        .redirect(reqwest::redirect::Policy::none());
+    if !allow_private {
+        client = client.dns_resolver(Arc::new(PublicOnly));
+    }
+    let client = client.build().map_err(|e| e.to_string())?;
     let mut last = String::new();
     for attempt in 0..3u32 {
         if attempt > 0 {
@@ -934,6 +1014,9 @@ async fn send_webhook(url: &str, secret: &str, job: &Job) -> Result<(), String> 
             Err(e) => {
                 last = if e.is_timeout() {
                     "timeout".into()
+                } else if is_not_public(&e) {
+                    // Resolving again will not make the address public.
+                    return Err(NOT_PUBLIC.into());
                 } else {
                     "unreachable".into()
                 }
@@ -941,6 +1024,18 @@ async fn send_webhook(url: &str, secret: &str, job: &Job) -> Result<(), String> 
         }
     }
     Err(last)
+}
+
+/// Whether a request failed because [`PublicOnly`] refused every address.
+fn is_not_public(e: &reqwest::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if s.to_string() == NOT_PUBLIC {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1044,3 +1139,41 @@ impl JobSignal {
 
 /// Keeps the signal type reachable from `AppState` without exposing `Notify`.
 pub type SharedSignal = Arc<JobSignal>;
+
+#[cfg(test)]
+mod tests {
+    use super::is_public;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2001:4860:4860::8888",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

@@ -367,7 +367,8 @@ async fn webhook_is_signed() {
     let hook_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
 
-    let node = start("sqlite").await;
+    // The receiver is on loopback, which webhooks may reach only when configured to.
+    let node = start_with("sqlite", |c| c.webhook_private_networks = true).await;
     let client = Client::new();
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
@@ -431,6 +432,90 @@ async fn webhook_is_signed() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 400);
+}
+
+/// By default a webhook never reaches the server's own network: an address in the URL is
+/// refused with the job, and a host name that resolves only to such addresses is not called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_to_private_networks_are_refused() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let tx = tx.clone();
+            async move {
+                tx.send(()).unwrap();
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+    let node = start("sqlite").await;
+    let client = Client::new();
+    for (url, lang) in [
+        (format!("http://127.0.0.1:{port}/hook"), "en"),
+        (format!("http://[::ffff:127.0.0.1]:{port}/hook"), "en"),
+        ("http://169.254.169.254/latest/meta-data/".to_string(), "id"),
+        ("http://10.1.2.3/hook".to_string(), "en"),
+    ] {
+        let form = Form::new()
+            .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
+            .text("webhook_url", url.clone());
+        let res = client
+            .post(format!("{}/api/v1/jobs", node.base))
+            .header("Accept-Language", lang)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400, "{url}");
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(problem["code"], "webhook_not_public", "{url}");
+        let detail = problem["detail"].as_str().unwrap();
+        if lang == "id" {
+            assert!(detail.contains("alamat publik"), "{detail}");
+        } else {
+            assert!(detail.contains("public address"), "{detail}");
+        }
+    }
+    // `localhost` is a host name: the job is accepted and captioned, the webhook is not sent.
+    let form = Form::new()
+        .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
+        .text("webhook_url", format!("http://localhost:{port}/hook"));
+    let created: Value = client
+        .post(format!("{}/api/v1/jobs", node.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("job accepted").to_string();
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        status = client
+            .get(format!("{}/api/v1/jobs/{id}", node.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["webhook"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["done"], 1, "{status}");
+    assert_eq!(
+        status["webhook"], "failed: not a public address",
+        "{status}"
+    );
+    assert!(rx.try_recv().is_err(), "the loopback receiver was called");
 }
 
 /// The sweeper deletes expired jobs and orphaned inputs, and records counts only.
