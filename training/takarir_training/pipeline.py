@@ -15,8 +15,8 @@ CONFIG = {
     "seed": 1234,
     "threads": 2,  # both cores; on a machine shared with a Rust build use --set threads=1 (oversubscribed OpenMP is ~4x slower)
     "backbone": "lite2",
-    # Lite2's own resolution is 260: a 9x9 grid instead of 7x7 at 224 (the 224 photos are upscaled).
-    "image_size": 260,
+    # Input side. 260 (Lite2's own resolution, a 9x9 grid, the 224 photos upscaled) was tried: no better on dev.
+    "image_size": 224,
     "vocab_size": 5000,
     "flip_view": False,
     "model": {"d": 256, "heads": 8, "layers": 3, "ff": 1024, "dropout": 0.15},
@@ -26,8 +26,8 @@ CONFIG = {
     # SCST from the best XE checkpoint. Temperature 0.5 matters: after label smoothing (0.1 over 5,000 tokens) a
     # sample at temperature 1 usually holds a stray token, its reward is noise (mean 0.2 vs 0.53), and English
     # did not improve at all.
-    # 2e-5 per epoch: an extended run (training/runs/scst6) gained most English CIDEr-D in its first epoch at 2e-5.
-    "scst_lr": 1e-5, "scst_lrs": [2e-5, 2e-5], "scst_epochs": 2, "scst_images": 6000, "scst_batch_images": 24, "scst_samples": 5,
+    # scst_lrs (per epoch) overrides scst_lr; [2e-5, 2e-5] with 260 px input was tried (model card).
+    "scst_lr": 1e-5, "scst_epochs": 2, "scst_images": 6000, "scst_batch_images": 24, "scst_samples": 5,
     "scst_max_tokens": 24, "scst_temperature": 0.5,
     "length_penalties": [0.6, 1.0, 1.4],
 }
