@@ -37,30 +37,14 @@ async fn setup(backend: &str) -> Setup {
             None,
         )
     } else {
-        let server = std::env::var("TAKARIR_TEST_POSTGRES_URL")
-            .expect("TAKARIR_TEST_POSTGRES_URL: run through scripts/test or scripts/test-services");
         let endpoint = std::env::var("TAKARIR_TEST_S3_ENDPOINT")
             .expect("TAKARIR_TEST_S3_ENDPOINT: run through scripts/test or scripts/test-services");
         let bucket =
             std::env::var("TAKARIR_TEST_S3_BUCKET").unwrap_or_else(|_| "takarir-test".into());
-        let name = format!(
-            "takarir_backup_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let admin = sqlx::PgPool::connect(&server).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let mut url = url::Url::parse(&server).unwrap();
-        url.set_path(&format!("/{name}"));
+        let (server, url, name) =
+            takarir_store::test_support::fresh_postgres_database("takarir_backup").await;
         (
-            url.to_string(),
+            url,
             format!(
                 "s3://{bucket}/{name}?endpoint={endpoint}&region=us-east-1&allow_http=true\
                  &access_key_id=test&secret_access_key=test"

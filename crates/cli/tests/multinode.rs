@@ -36,31 +36,12 @@ impl Drop for Cluster {
 }
 
 async fn cluster(n: usize) -> Cluster {
-    let server = std::env::var("TAKARIR_TEST_POSTGRES_URL")
-        .expect("TAKARIR_TEST_POSTGRES_URL: run through scripts/test or scripts/test-services");
     let endpoint = std::env::var("TAKARIR_TEST_S3_ENDPOINT")
         .expect("TAKARIR_TEST_S3_ENDPOINT: run through scripts/test or scripts/test-services");
     let bucket = std::env::var("TAKARIR_TEST_S3_BUCKET").unwrap_or_else(|_| "takarir-test".into());
-    let tag = format!(
-        "{}_{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-            ^ (std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-                % 1_000_000_000)
-    );
-    let db_name = format!("takarir_multinode_{tag}");
-    let admin = sqlx::PgPool::connect(&server).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {db_name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let mut url = url::Url::parse(&server).unwrap();
-    url.set_path(&format!("/{db_name}"));
-    let db_url = url.to_string();
+    let (server, db_url, db_name) =
+        takarir_store::test_support::fresh_postgres_database("takarir_multinode").await;
+    let tag = db_name.trim_start_matches("takarir_multinode_").to_string();
     let store_url = format!(
         "s3://{bucket}/multinode-{tag}?endpoint={endpoint}&region=us-east-1&allow_http=true\
          &access_key_id=test&secret_access_key=test"

@@ -55,6 +55,8 @@ pub mod jobs;
 pub mod policy;
 pub mod preferences;
 pub mod sessions;
+#[doc(hidden)]
+pub mod test_support;
 pub mod throttle;
 pub mod training;
 pub mod usage;

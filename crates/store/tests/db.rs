@@ -2,8 +2,6 @@
 //! in the server named by TAKARIR_TEST_POSTGRES_URL, which `scripts/test-services` starts).
 //! Without that variable the PostgreSQL half fails; it is never skipped.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use takarir_store::consents::{PURPOSE_POLICY, PURPOSE_TRAINING};
 use takarir_store::email_tokens::TokenPurpose;
 use takarir_store::history::{HistoryId, HistoryQuery, NewHistoryEntry};
@@ -13,8 +11,6 @@ use takarir_store::users::{NewUser, Role, User, UserId};
 use takarir_store::{Backend, Db, Error};
 use time::macros::date;
 use time::{Duration, OffsetDateTime};
-
-const POSTGRES_ENV: &str = "TAKARIR_TEST_POSTGRES_URL";
 
 /// A database for one test, and what is needed to reopen it and clean it up.
 struct TestDb {
@@ -40,31 +36,8 @@ impl TestDb {
     }
 
     async fn postgres() -> TestDb {
-        let server = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
-            panic!(
-                "{POSTGRES_ENV} is not set: the PostgreSQL tests need a server. Run them through \
-                 scripts/test, or `scripts/test-services cargo test -p takarir-store`, or \
-                 `source scripts/test-services` first"
-            )
-        });
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "takarir_test_{}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed),
-            OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
-        );
-        let admin = sqlx::PgPool::connect(&server).await.unwrap_or_else(|e| {
-            panic!("cannot reach PostgreSQL at {POSTGRES_ENV}={server}: {e}; is scripts/test-services running?")
-        });
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let mut url = url::Url::parse(&server).unwrap();
-        url.set_path(&format!("/{name}"));
-        let url = url.to_string();
+        let (server, url, name) =
+            takarir_store::test_support::fresh_postgres_database("takarir_test").await;
         let db = Db::connect(&url).await.unwrap();
         TestDb {
             db,

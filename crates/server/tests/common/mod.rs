@@ -43,28 +43,7 @@ pub async fn test_database_url() -> Option<String> {
 /// A fresh database in the PostgreSQL server named by TAKARIR_TEST_POSTGRES_URL (which
 /// `scripts/test-services` starts); its URL.
 pub async fn fresh_postgres_url() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    let server = std::env::var("TAKARIR_TEST_POSTGRES_URL")
-        .expect("TAKARIR_TEST_POSTGRES_URL: run through scripts/test or scripts/test-services");
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "takarir_srv_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    );
-    let admin = sqlx::PgPool::connect(&server)
+    takarir_store::test_support::fresh_postgres_database("takarir_srv")
         .await
-        .expect("PostgreSQL reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let mut url = url::Url::parse(&server).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
+        .1
 }

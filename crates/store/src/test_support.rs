@@ -1,0 +1,40 @@
+//! For the workspace's test suites, not the product: a fresh PostgreSQL database per test in
+//! the server that `scripts/test-services` starts.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The variable naming the PostgreSQL server of the test suites (a `postgres://` URL).
+pub const POSTGRES_ENV: &str = "TAKARIR_TEST_POSTGRES_URL";
+
+/// A new, empty database in the server named by [`POSTGRES_ENV`]: `(server URL, database
+/// URL, database name)`. The name starts with `prefix` and is unique per process and call.
+/// Panics with a hint when no server is configured or reachable.
+pub async fn fresh_postgres_database(prefix: &str) -> (String, String, String) {
+    let server = std::env::var(POSTGRES_ENV).unwrap_or_else(|_| {
+        panic!(
+            "{POSTGRES_ENV} is not set: the PostgreSQL tests need a server. Run them through \
+             scripts/test, or `source scripts/test-services` first"
+        )
+    });
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let admin = sqlx::PgPool::connect(&server).await.unwrap_or_else(|e| {
+        panic!("cannot reach PostgreSQL at {POSTGRES_ENV}: {e}; is scripts/test-services running?")
+    });
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
+    admin.close().await;
+    let mut url = url::Url::parse(&server).expect("POSTGRES_ENV is a URL");
+    url.set_path(&format!("/{name}"));
+    (server, url.to_string(), name)
+}
