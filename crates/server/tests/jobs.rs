@@ -110,8 +110,23 @@ fn tricky_zip() -> Vec<u8> {
 }
 
 async fn wait_done(client: &Client, base: &str, id: &str) -> Value {
-    for _ in 0..600 {
-        let s: Value = client
+    wait_for(client, base, id, 600, |s| s["status"] == "done")
+        .await
+        .unwrap_or_else(|s| panic!("job {id} did not finish: {s}"))
+}
+
+/// Polls the job's status every 100 ms, at most `tries` times, until `until` holds: Ok with
+/// that status, or Err with the last one.
+async fn wait_for(
+    client: &Client,
+    base: &str,
+    id: &str,
+    tries: usize,
+    until: impl Fn(&Value) -> bool,
+) -> Result<Value, Value> {
+    let mut s = Value::Null;
+    for _ in 0..tries {
+        s = client
             .get(format!("{base}/api/v1/jobs/{id}"))
             .send()
             .await
@@ -119,12 +134,48 @@ async fn wait_done(client: &Client, base: &str, id: &str) -> Value {
             .json()
             .await
             .unwrap();
-        if s["status"] == "done" {
-            return s;
+        if until(&s) {
+            return Ok(s);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("job {id} did not finish");
+    Err(s)
+}
+
+/// POSTs a job form; the creation answer as JSON.
+async fn create_job(client: &Client, base: &str, form: Form) -> Value {
+    client
+        .post(format!("{base}/api/v1/jobs"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A webhook receiver on loopback: its address, and each call's headers and body.
+async fn hook_receiver() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(axum::http::HeaderMap, Vec<u8>)>,
+) {
+    use axum::http::HeaderMap;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(HeaderMap, Vec<u8>)>();
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                tx.send((headers, body.to_vec())).unwrap();
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+    (addr, rx)
 }
 
 /// Objects left under `jobs/` in the node's local object store.
@@ -351,21 +402,7 @@ async fn refused_job_leaves_nothing() {
 /// The webhook arrives once, signed with the secret the creation answer showed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_is_signed() {
-    use axum::http::HeaderMap;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(HeaderMap, Vec<u8>)>();
-    let hook = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let tx = tx.clone();
-            async move {
-                tx.send((headers, body.to_vec())).unwrap();
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hook_addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+    let (hook_addr, mut rx) = hook_receiver().await;
 
     // The receiver is on loopback, which webhooks may reach only when configured to.
     let node = start_with("sqlite", |c| c.webhook_private_networks = true).await;
@@ -374,15 +411,7 @@ async fn webhook_is_signed() {
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
         .part("image", file(sample("rocket.jpg"), "rocket.jpg"))
         .text("webhook_url", format!("http://{hook_addr}/hook"));
-    let created: Value = client
-        .post(format!("{}/api/v1/jobs", node.base))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create_job(&client, &node.base, form).await;
     let secret = created["webhook_secret"].as_str().unwrap().to_string();
     assert_eq!(secret.len(), 64);
     let (headers, body) = tokio::time::timeout(Duration::from_secs(60), rx.recv())
@@ -402,21 +431,9 @@ async fn webhook_is_signed() {
     assert_eq!(v["job"]["done"], 2);
     let id = created["id"].as_str().unwrap();
     // Recorded as delivered, and sent once.
-    let mut status = Value::Null;
-    for _ in 0..50 {
-        status = client
-            .get(format!("{}/api/v1/jobs/{id}", node.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["webhook"] == "delivered" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = wait_for(&client, &node.base, id, 50, |s| s["webhook"] == "delivered")
+        .await
+        .unwrap_or_else(|s| s);
     assert_eq!(status["webhook"], "delivered");
     assert!(tokio::time::timeout(Duration::from_millis(500), rx.recv())
         .await
@@ -438,20 +455,8 @@ async fn webhook_is_signed() {
 /// refused with the job, and a host name that resolves only to such addresses is not called.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_to_private_networks_are_refused() {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let hook = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let tx = tx.clone();
-            async move {
-                tx.send(()).unwrap();
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+    let (hook_addr, mut rx) = hook_receiver().await;
+    let port = hook_addr.port();
 
     let node = start("sqlite").await;
     let client = Client::new();
@@ -485,31 +490,11 @@ async fn webhooks_to_private_networks_are_refused() {
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
         .text("webhook_url", format!("http://localhost:{port}/hook"));
-    let created: Value = client
-        .post(format!("{}/api/v1/jobs", node.base))
-        .multipart(form)
-        .send()
+    let created = create_job(&client, &node.base, form).await;
+    let id = created["id"].as_str().expect("job accepted");
+    let status = wait_for(&client, &node.base, id, 300, |s| s["webhook"].is_string())
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().expect("job accepted").to_string();
-    let mut status = Value::Null;
-    for _ in 0..300 {
-        status = client
-            .get(format!("{}/api/v1/jobs/{id}", node.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if status["webhook"].is_string() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        .unwrap_or_else(|s| s);
     assert_eq!(status["done"], 1, "{status}");
     assert_eq!(
         status["webhook"], "failed: not a public address",
@@ -524,15 +509,7 @@ async fn sweeper_deletes_expired_and_orphaned() {
     let node = start("sqlite").await;
     let client = Client::new();
     let form = Form::new().part("image", file(sample("coffee.jpg"), "coffee.jpg"));
-    let created: Value = client
-        .post(format!("{}/api/v1/jobs", node.base))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = create_job(&client, &node.base, form).await;
     let id = created["id"].as_str().unwrap().to_string();
     wait_done(&client, &node.base, &id).await;
     let s = node.state.storage();
