@@ -436,9 +436,7 @@ async fn receive(state: &AppState, req: Request, lang: Lang) -> Result<JobCreate
             }
             // An address written in the URL is refused now; a host name is checked when it is
             // resolved, at delivery (it may resolve differently by then).
-            if !state.config().webhook_private_networks
-                && literal_ip(url).is_some_and(|ip| !is_public(ip))
-            {
+            if !state.config().webhook_private_networks && names_private_address(url) {
                 return Err(ApiError::WebhookNotPublic);
             }
         }
@@ -943,13 +941,17 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// The IP address a URL names directly, if it names one.
-fn literal_ip(url: &str) -> Option<IpAddr> {
-    match url::Url::parse(url).ok()?.host()? {
-        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
-        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
-        url::Host::Domain(_) => None,
-    }
+/// Whether a URL's host is an IP address written out (not a name) that is not public.
+fn names_private_address(url: &str) -> bool {
+    let ip = match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        _ => return false,
+    };
+    !is_public(ip)
 }
 
 /// Resolves webhook hosts to public addresses only, so a host name that points at the
@@ -964,14 +966,24 @@ impl reqwest::dns::Resolve for PublicOnly {
                 .filter(|a| is_public(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(NOT_PUBLIC.into());
+                return Err(Box::new(NotPublic) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
 
-const NOT_PUBLIC: &str = "not a public address";
+/// Why a webhook was not sent: its host has no public address.
+#[derive(Debug)]
+struct NotPublic;
+
+impl std::fmt::Display for NotPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not a public address")
+    }
+}
+
+impl std::error::Error for NotPublic {}
 
 async fn send_webhook(
     url: &str,
@@ -979,8 +991,8 @@ async fn send_webhook(
     job: &Job,
     allow_private: bool,
 ) -> Result<(), String> {
-    if !allow_private && literal_ip(url).is_some_and(|ip| !is_public(ip)) {
-        return Err(NOT_PUBLIC.into());
+    if !allow_private && names_private_address(url) {
+        return Err(NotPublic.to_string());
     }
     let body = serde_json::to_vec(&json!({
         "event": "job.finished",
@@ -1016,7 +1028,7 @@ async fn send_webhook(
                     "timeout".into()
                 } else if is_not_public(&e) {
                     // Resolving again will not make the address public.
-                    return Err(NOT_PUBLIC.into());
+                    return Err(NotPublic.to_string());
                 } else {
                     "unreachable".into()
                 }
@@ -1030,7 +1042,7 @@ async fn send_webhook(
 fn is_not_public(e: &reqwest::Error) -> bool {
     let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(s) = source {
-        if s.to_string() == NOT_PUBLIC {
+        if s.is::<NotPublic>() {
             return true;
         }
         source = s.source();
