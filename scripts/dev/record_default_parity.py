@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 from PIL import Image, ImageOps
 
-from takarir_training.data import LANGS, MEAN, RESCALE, RUNS, STD
+from takarir_training.data import LANGS, RUNS, normalise
 from takarir_training.evaluate import load_model
 from takarir_training.export import Encoder
 from takarir_training.features import backbone
@@ -45,8 +45,7 @@ def main():
         img = ImageOps.exif_transpose(Image.open(ROOT / "samples" / f"{name}.jpg")).convert("RGB")
         img = img.resize((size, size), Image.BILINEAR)
         img.save(OUT / f"{name}.png", optimize=True)
-        x = np.asarray(img, np.float32) * np.float32(RESCALE)
-        xs.append(((x - np.array(MEAN, np.float32)) / np.array(STD, np.float32)).transpose(2, 0, 1))
+        xs.append(normalise(img))
     x = np.stack(xs)
     with torch.no_grad():
         mem_t = enc(torch.from_numpy(x))

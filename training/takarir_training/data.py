@@ -51,6 +51,11 @@ def load_pixels(name, flip=False, size=IMAGE_SIZE):
         img = img.resize((size, size), Image.BILINEAR)
     if flip:
         img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return normalise(img)
+
+
+def normalise(img):
+    """An RGB PIL image already at the input size -> float32 [3,H,W]: rescale, then mean/std per channel."""
     x = np.asarray(img, dtype=np.float32) * RESCALE
     x = (x - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
     return x.transpose(2, 0, 1).copy()
