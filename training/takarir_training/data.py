@@ -39,9 +39,11 @@ def grid_cells(size):
     return math.ceil(size / 32) ** 2
 
 
-def feature_key(backbone, size):
-    """Cache file stem: the 224 cache keeps its original name, other sizes carry theirs."""
-    return backbone if size == IMAGE_SIZE else f"{backbone}_{size}"
+def feature_key(backbone, size, cut=None):
+    """Cache file stem: the 224 cache keeps its original name, other sizes carry theirs; a cut (the input of
+    block `cut`, for fine-tuning the blocks after it) adds _b<cut>."""
+    key = backbone if size == IMAGE_SIZE else f"{backbone}_{size}"
+    return key if cut is None else f"{key}_b{cut}"
 
 
 def load_pixels(name, flip=False, size=IMAGE_SIZE):

@@ -38,7 +38,7 @@ def caption_split(model, data, tok, names, lang, length_penalty, num_beams=3, ba
     for i in range(0, len(names), batch):
         chunk = names[i:i + batch]
         with torch.no_grad():
-            mem = model.encode(data.feats(chunk, view=0))
+            mem = model.encode(data.feats(chunk, view=0, cut=model.cut))
         ids = beam_search(TorchStepper(model, mem), len(chunk), LANG_ID[lang], num_beams=num_beams,
                           length_penalty=length_penalty)
         for n, seq in zip(chunk, ids):

@@ -14,7 +14,7 @@ from torch import nn
 
 from .data import IMAGE_SIZE, MEAN, RESCALE, ROOT, STD
 from .evaluate import load_model
-from .features import backbone
+from .features import backbone, bottom
 from .tokenizer import BOS, EOS, LANG_ID, PAD
 
 OUT = ROOT / "models" / "default"
@@ -22,14 +22,17 @@ OPSET = 17
 
 
 class Encoder(nn.Module):
-    """pixels -> frozen EfficientNet-Lite grid -> projection: last_hidden_state [B,cells,d]."""
+    """pixels -> frozen EfficientNet-Lite grid -> projection (+ grid self-attention layers): last_hidden_state [B,cells,d]."""
 
     def __init__(self, cnn, model):
         super().__init__()
         self.cnn, self.model = cnn, model
 
     def forward(self, pixel_values):
-        f = self.cnn.extract_features(pixel_values)
+        if self.model.cut is None:
+            f = self.cnn.extract_features(pixel_values)
+        else:  # the model carries its own fine-tuned blocks from `cut` on
+            f = bottom(self.cnn, pixel_values, self.model.cut)
         return self.model.encode(f.flatten(2).transpose(1, 2))
 
 
@@ -85,7 +88,8 @@ def export(run, ckpt, cfg, log=lambda **kw: print(kw), out=OUT):
     (out / "config.json").write_text(json.dumps({
         "model_type": "vision-encoder-decoder", "architectures": ["TakarirCaptioner"],
         "encoder": {"model_type": f"efficientnet-{cfg['backbone']}", "image_size": size, "grid": c["grid"],
-                    "feature_dim": c["feat_dim"], "hidden_size": d},
+                    "feature_dim": c["feat_dim"], "hidden_size": d,
+                    "grid_attention_layers": c.get("enc_layers", 0)},
         "decoder": {"model_type": "takarir-prenorm-transformer", "vocab_size": vocab, "decoder_layers": L,
                     "decoder_attention_heads": H, "d_model": d, "decoder_ffn_dim": c["ff"],
                     "max_position_embeddings": c["max_len"]},

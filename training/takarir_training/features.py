@@ -21,9 +21,18 @@ def backbone(name="lite2", size=IMAGE_SIZE):
     return m.eval()
 
 
-def cache_features(name="lite2", flip=True, size=IMAGE_SIZE, batch=32, log=print):
-    """Write CACHE/<key>_{plain,flip}.npy [N,cells,C] fp16 and names.json; resumes from a partial .npy."""
-    key = feature_key(name, size)
+def bottom(model, x, cut):
+    """The backbone up to (not including) block `cut`: the frozen part when the top blocks are fine-tuned."""
+    x = model._swish(model._bn0(model._conv_stem(x)))
+    for block in model._blocks[:cut]:
+        x = block(x)  # eval mode: no drop-connect
+    return x
+
+
+def cache_features(name="lite2", flip=True, size=IMAGE_SIZE, batch=32, log=print, cut=None):
+    """Write CACHE/<key>_{plain,flip}.npy [N,cells,C] fp16 and names.json; resumes from a partial .npy.
+    cut: cache the input of block `cut` instead of the final grid (for fine-tuning the blocks from there on)."""
+    key = feature_key(name, size, cut)
     CACHE.mkdir(parents=True, exist_ok=True)
     names = split("train") + split("dev") + split("test")
     (CACHE / "names.json").write_text(json.dumps(names))
@@ -38,13 +47,20 @@ def cache_features(name="lite2", flip=True, size=IMAGE_SIZE, batch=32, log=print
         part = CACHE / f"{key}_{v}.partial.npy"
         done_file = CACHE / f"{key}_{v}.done"
         done = int(done_file.read_text()) if done_file.exists() and part.exists() else 0
+        if cut is None:
+            extract, channels, cells = model.extract_features, 1280, grid_cells(size)
+        else:
+            extract = lambda x: bottom(model, x, cut)
+            with torch.no_grad():
+                shape = extract(torch.zeros(1, 3, size, size)).shape
+            channels, cells = shape[1], shape[2] * shape[3]
         arr = np.lib.format.open_memmap(part, mode="r+" if done else "w+", dtype=np.float16,
-                                        shape=(len(names), grid_cells(size), 1280))
+                                        shape=(len(names), cells, channels))
         t0 = time.time()
         for i in range(done, len(names), batch):
             x = torch.from_numpy(np.stack([load_pixels(n, flip=v == "flip", size=size) for n in names[i:i + batch]]))
             with torch.no_grad():
-                f = model.extract_features(x)
+                f = extract(x)
             arr[i:i + len(x)] = f.flatten(2).transpose(1, 2).numpy().astype(np.float16)
             if (i // batch) % 20 == 0:
                 arr.flush()

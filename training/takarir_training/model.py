@@ -54,13 +54,59 @@ class Layer(nn.Module):
         return x, (k, v)
 
 
+class GridLayer(nn.Module):
+    """Pre-norm self-attention over the grid cells: lets each cell see the whole image before the decoder reads it."""
+
+    def __init__(self, d, heads, ff, dropout):
+        super().__init__()
+        self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = Attention(d, heads, dropout)
+        self.ff = nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        a, h = self.attn, self.n1(x)
+        x = x + self.drop(a(h, a.split(a.k(h)), a.split(a.v(h))))
+        return x + self.drop(self.ff(self.n2(x)))
+
+
+class CnnTop(nn.Module):
+    """The pretrained backbone's blocks from `cut` on plus its head, fine-tuned on cached block inputs.
+    Always in eval mode: batch-norm statistics stay ImageNet's and drop-connect stays off; only weights move."""
+
+    def __init__(self, backbone, cut, size):
+        super().__init__()
+        from .features import backbone as load
+        m = load(backbone, size)
+        self.blocks, self.head, self.bn, self.act = nn.ModuleList(m._blocks[cut:]), m._conv_head, m._bn1, m._swish
+
+    def train(self, mode=True):
+        return super().train(False)
+
+    def forward(self, x):
+        """x: block input, channels last [B,cells,C] -> final grid [B,cells',1280]."""
+        B, N, C = x.shape
+        side = math.isqrt(N)
+        x = x.float().transpose(1, 2).reshape(B, C, side, side)
+        for block in self.blocks:
+            x = block(x)
+        return self.act(self.bn(self.head(x))).flatten(2).transpose(1, 2)
+
+
 class Captioner(nn.Module):
-    def __init__(self, vocab, feat_dim=1280, d=320, heads=8, layers=3, ff=1280, dropout=0.1, max_len=40, grid=49):
+    def __init__(self, vocab, feat_dim=1280, d=320, heads=8, layers=3, ff=1280, dropout=0.1, max_len=40, grid=49,
+                 enc_layers=0, cnn_top=None):
         super().__init__()
         self.cfg = dict(vocab=vocab, feat_dim=feat_dim, d=d, heads=heads, layers=layers, ff=ff, dropout=dropout,
-                        max_len=max_len, grid=grid)
+                        max_len=max_len, grid=grid, enc_layers=enc_layers, cnn_top=cnn_top)
+        # cnn_top {"backbone", "cut", "size"}: the backbone's blocks from `cut` on are part of this model (fine-tuned)
+        self.cnn_top = CnnTop(**cnn_top) if cnn_top else None
+        self.cut = cnn_top["cut"] if cnn_top else None
         self.proj = nn.Sequential(nn.Linear(feat_dim, d), nn.LayerNorm(d))
         self.grid_pos = nn.Parameter(torch.zeros(grid, d))
+        # enc_layers 0 keeps the original model (projection only) and its checkpoints loadable
+        self.grid_layers = nn.ModuleList(GridLayer(d, heads, ff, dropout) for _ in range(enc_layers))
+        self.grid_norm = nn.LayerNorm(d) if enc_layers else nn.Identity()
         self.mem_drop = nn.Dropout(dropout)
         self.emb = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(max_len, d)
@@ -72,8 +118,14 @@ class Captioner(nn.Module):
         nn.init.normal_(self.pos.weight, std=0.02)
 
     def encode(self, feats):
-        """feats [B,cells,C] (CNN grid, channels last) -> encoder_hidden_states [B,cells,d]."""
-        return self.mem_drop(self.proj(feats.float()) + self.grid_pos)
+        """feats [B,cells,C] (CNN grid, channels last; the input of block `cut` when the top is fine-tuned)
+        -> encoder_hidden_states [B,cells,d]."""
+        if self.cnn_top is not None:
+            feats = self.cnn_top(feats)
+        x = self.proj(feats.float()) + self.grid_pos
+        for layer in self.grid_layers:
+            x = layer(x)
+        return self.mem_drop(self.grid_norm(x))
 
     def decode(self, ids, mem, mem_index=None, past=None):
         """ids [B,T] -> logits [B,T,V], presents; positions continue after the cached past."""

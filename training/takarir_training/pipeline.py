@@ -52,6 +52,9 @@ def main():
     t0 = time.time()
     log(event="start", config=cfg)
     cache_features(cfg["backbone"], flip=cfg["flip_view"], size=cfg["image_size"], log=lambda m: log(event="features", msg=m))
+    if cfg.get("ft_cnn_cut") is not None:  # the inputs of the blocks that ft fine-tunes
+        cache_features(cfg["backbone"], flip=cfg["flip_view"], size=cfg["image_size"], cut=cfg["ft_cnn_cut"],
+                       log=lambda m: log(event="features", msg=m))
     log(event="features_done", s=round(time.time() - t0, 1))
     tok_path = run / "tokenizer.json"
     if not tok_path.exists():
@@ -75,6 +78,9 @@ def main():
         candidates.append(run / "scst_best.pt")
     from .evaluate import evaluate_run
     t1 = time.time()
+    stages = cfg.get("eval_stages")  # None: every stage's best competes on dev beam search
+    if stages:
+        candidates = [c for c in candidates if c.name.split("_")[0] in stages] or candidates[-1:]
     final = evaluate_run(run, candidates, data, tok, cfg, log)["checkpoint"]
     final = run / final
     log(event="eval_done", s=round(time.time() - t1, 1))

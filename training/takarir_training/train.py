@@ -21,9 +21,8 @@ class Data:
     def __init__(self, tok, key="lite2", max_len=40):
         names = json.loads((CACHE / "names.json").read_text())
         self.index = {n: i for i, n in enumerate(names)}
-        self.views = [np.load(CACHE / f"{key}_{v}.npy", mmap_mode="r") for v in ("plain", "flip")
-                      if (CACHE / f"{key}_{v}.npy").exists()]
-        self.views = [np.ascontiguousarray(v) for v in self.views]  # into RAM: ~1 GB each
+        self.key, self.by_key = key, {}
+        self.views = self._load(key)
         self.caps = {lang: captions(lang) for lang in LANGS}
         self.ids = {}
         for lang in LANGS:
@@ -32,11 +31,20 @@ class Data:
                     enc = tok.encode_batch(cs)
                     self.ids[n, lang] = [[BOS, LANG_ID[lang]] + e.ids[:max_len - 3] + [EOS] for e in enc]
 
-    def feats(self, names, view=None, rng=None):
-        """fp32 [B,cells,C]; view None = random per image (augmentation), else fixed view index."""
+    def _load(self, key):
+        if key not in self.by_key:
+            views = [np.load(CACHE / f"{key}_{v}.npy", mmap_mode="r") for v in ("plain", "flip")
+                     if (CACHE / f"{key}_{v}.npy").exists()]
+            self.by_key[key] = [np.ascontiguousarray(v) for v in views]  # into RAM: ~1 GB each for the final grid
+        return self.by_key[key]
+
+    def feats(self, names, view=None, rng=None, cut=None):
+        """fp32 [B,cells,C]; view None = random per image (augmentation), else fixed view index.
+        cut: the cached input of that backbone block (a model that fine-tunes the blocks from there on)."""
+        views = self.views if cut is None else self._load(f"{self.key}_b{cut}")
         idx = [self.index[n] for n in names]
-        vs = [view if view is not None else rng.randrange(len(self.views)) for _ in names]
-        return torch.from_numpy(np.stack([self.views[v][i] for v, i in zip(vs, idx)]).astype(np.float32))
+        vs = [view if view is not None else rng.randrange(len(views)) for _ in names]
+        return torch.from_numpy(np.stack([views[v][i] for v, i in zip(vs, idx)]).astype(np.float32))
 
 
 def pad(seqs):
@@ -53,7 +61,7 @@ def evaluate_greedy(model, data, tok, names, batch=100):
         for i in range(0, len(names), batch):
             chunk = names[i:i + batch]
             with torch.no_grad():
-                ids = greedy(model, model.encode(data.feats(chunk, view=0)), LANG_ID[lang])
+                ids = greedy(model, model.encode(data.feats(chunk, view=0, cut=model.cut)), LANG_ID[lang])
             for n, row in zip(chunk, ids.tolist()):
                 cands[n] = tok.decode(strip(row), skip_special_tokens=True)
         out[lang] = CiderD({n: data.caps[lang][n] for n in names}).corpus(cands)
@@ -87,10 +95,18 @@ def train_xe(run, data, tok, cfg, log, stage="xe", init=None):
     p = {k: cfg[k if stage == "xe" else f"{stage}_{k}"] for k in ("lr", "epochs", "caps_per_lang")}
     seed = cfg["seed"] * 1000 + (0 if stage == "xe" else 200)
     torch.manual_seed(cfg["seed"])
-    model = Captioner(tok.get_vocab_size(), grid=grid_cells(cfg.get("image_size", IMAGE_SIZE)), **cfg["model"])
+    size = cfg.get("image_size", IMAGE_SIZE)
+    cut = cfg.get(f"{stage}_cnn_cut")  # fine-tune the backbone from this block on (cached block inputs)
+    top = {"cnn_top": {"backbone": cfg["backbone"], "cut": cut, "size": size}} if cut is not None else {}
+    model = Captioner(tok.get_vocab_size(), grid=grid_cells(size), **cfg["model"], **top)
     if init is not None:
-        model.load_state_dict(torch.load(init, weights_only=False)["model"])
-    opt = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=0.01, betas=(0.9, 0.98))
+        missing, unexpected = model.load_state_dict(torch.load(init, weights_only=False)["model"], strict=False)
+        # only a newly added top may be missing: it starts from the pretrained backbone's weights
+        assert not unexpected and all(k.startswith("cnn_top.") for k in missing), (missing, unexpected)
+    cnn = [q for n, q in model.named_parameters() if n.startswith("cnn_top.")]
+    rest = [q for n, q in model.named_parameters() if not n.startswith("cnn_top.")]
+    groups = [{"params": rest, "lr": p["lr"]}] + ([{"params": cnn, "lr": cfg["cnn_lr"]}] if cnn else [])
+    opt = torch.optim.AdamW(groups, lr=p["lr"], weight_decay=0.01, betas=(0.9, 0.98))
     train = split("train")
     steps_per_epoch = math.ceil(len(train) / cfg["batch_images"])
     total = p["epochs"] * steps_per_epoch
@@ -123,7 +139,7 @@ def train_xe(run, data, tok, cfg, log, stage="xe", init=None):
                     caps = data.ids[n, lang]
                     items += [(caps[(epoch * k + c) % len(caps)], j) for c in range(k)]
             items.sort(key=lambda it: len(it[0]))
-            mem = model.encode(data.feats(names, rng=rng))
+            mem = model.encode(data.feats(names, rng=rng, cut=model.cut))
             loss, ntok = 0.0, 0
             for half in (items[:len(items) // 2], items[len(items) // 2:]):  # two length buckets: less padding
                 x = pad([s for s, _ in half])
@@ -185,7 +201,8 @@ def train_scst(run, data, tok, cfg, log, init=None):
         best = {"score": sum(scores.values()) / 2, "epoch": -1, **scores}
         save(run / "scst_best.pt", model=model.state_dict(), cfg=model.cfg, epoch=-1)
         log(stage="scst", epoch=-1, dev_cider_greedy=scores)
-    scorers = {lang: CiderD({n: data.caps[lang][n] for n in train}) for lang in LANGS}
+    langs = cfg.get("scst_langs") or LANGS  # e.g. ["en"]: spend the samples on one language
+    scorers = {lang: CiderD({n: data.caps[lang][n] for n in train}) for lang in langs}
     n = cfg["scst_samples"]
     for epoch in range(start, cfg["scst_epochs"]):
         for g in opt.param_groups:  # the config says each epoch's rate, also when a run is resumed or extended
@@ -198,10 +215,10 @@ def train_scst(run, data, tok, cfg, log, init=None):
         t0, tot_r, cnt = time.time(), 0.0, 0
         for b in range(0, len(order), cfg["scst_batch_images"]):
             names = order[b:b + cfg["scst_batch_images"]]
-            feats = data.feats(names, rng=rng)
+            feats = data.feats(names, rng=rng, cut=model.cut)
             seqs, rows, adv = [], [], []
             model.eval()
-            for lang in LANGS:
+            for lang in langs:
                 with torch.no_grad():
                     ids = greedy(model, model.encode(feats), LANG_ID[lang], max_new_tokens=cfg["scst_max_tokens"],
                                  sample=True, n=n, temperature=cfg.get("scst_temperature", 1.0))
@@ -212,7 +229,7 @@ def train_scst(run, data, tok, cfg, log, init=None):
                 seqs += [[BOS, LANG_ID[lang]] + c + [EOS] for c in caps]
                 rows += [i // n for i in range(len(caps))]
                 adv += a.tolist()
-                tot_r += r.mean().item() / 2
+                tot_r += r.mean().item() / len(langs)
             model.train()
             x = pad(seqs)
             inp, tgt = x[:, :-1], x[:, 1:].clone()
