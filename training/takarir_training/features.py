@@ -29,46 +29,60 @@ def bottom(model, x, cut):
     return x
 
 
+def top(model, x, cut):
+    """The rest of the backbone, from block `cut` on, and its head: the final grid."""
+    for block in model._blocks[cut:]:
+        x = block(x)
+    return model._swish(model._bn1(model._conv_head(x)))
+
+
 def cache_features(name="lite2", flip=True, size=IMAGE_SIZE, batch=32, log=print, cut=None):
     """Write CACHE/<key>_{plain,flip}.npy [N,cells,C] fp16 and names.json; resumes from a partial .npy.
-    cut: cache the input of block `cut` instead of the final grid (for fine-tuning the blocks from there on)."""
-    key = feature_key(name, size, cut)
+    cut: also cache the input of block `cut` (key <key>_b<cut>, for fine-tuning the blocks from there on), in the
+    same pass over the images."""
     CACHE.mkdir(parents=True, exist_ok=True)
     names = split("train") + split("dev") + split("test")
     (CACHE / "names.json").write_text(json.dumps(names))
+    keys = [feature_key(name, size)] + ([feature_key(name, size, cut)] if cut is not None else [])
     views = ["plain"] + (["flip"] if flip else [])
-    if all((CACHE / f"{key}_{v}.npy").exists() for v in views):
+    if all((CACHE / f"{k}_{v}.npy").exists() for k in keys for v in views):
         return
     model = backbone(name, size)
-    for v in views:
-        final = CACHE / f"{key}_{v}.npy"
-        if final.exists():
-            continue
-        part = CACHE / f"{key}_{v}.partial.npy"
-        done_file = CACHE / f"{key}_{v}.done"
-        done = int(done_file.read_text()) if done_file.exists() and part.exists() else 0
+
+    def extract(x):  # {key: grid [B,C,h,w]}
         if cut is None:
-            extract, channels, cells = model.extract_features, 1280, grid_cells(size)
-        else:
-            extract = lambda x: bottom(model, x, cut)
-            with torch.no_grad():
-                shape = extract(torch.zeros(1, 3, size, size)).shape
-            channels, cells = shape[1], shape[2] * shape[3]
-        arr = np.lib.format.open_memmap(part, mode="r+" if done else "w+", dtype=np.float16,
-                                        shape=(len(names), cells, channels))
+            return {keys[0]: model.extract_features(x)}
+        b = bottom(model, x, cut)
+        return {keys[0]: top(model, b, cut), keys[1]: b}
+
+    with torch.no_grad():
+        shapes = {k: f.shape for k, f in extract(torch.zeros(1, 3, size, size)).items()}
+    for v in views:
+        todo = [k for k in keys if not (CACHE / f"{k}_{v}.npy").exists()]
+        if not todo:
+            continue
+        part = {k: CACHE / f"{k}_{v}.partial.npy" for k in todo}
+        done_file = CACHE / f"{'+'.join(todo)}_{v}.done"  # one counter for the arrays filled together
+        done = int(done_file.read_text()) if done_file.exists() and all(p.exists() for p in part.values()) else 0
+        arrs = {k: np.lib.format.open_memmap(part[k], mode="r+" if done else "w+", dtype=np.float16,
+                                             shape=(len(names), shapes[k][2] * shapes[k][3], shapes[k][1]))
+                for k in todo}
         t0 = time.time()
         for i in range(done, len(names), batch):
             x = torch.from_numpy(np.stack([load_pixels(n, flip=v == "flip", size=size) for n in names[i:i + batch]]))
             with torch.no_grad():
-                f = extract(x)
-            arr[i:i + len(x)] = f.flatten(2).transpose(1, 2).numpy().astype(np.float16)
+                out = extract(x)
+            for k in todo:
+                arrs[k][i:i + len(x)] = out[k].flatten(2).transpose(1, 2).numpy().astype(np.float16)
             if (i // batch) % 20 == 0:
-                arr.flush()
+                for a in arrs.values():
+                    a.flush()
                 done_file.write_text(str(i + len(x)))
-                log(f"features {key}/{v}: {i + len(x)}/{len(names)} {time.time() - t0:.0f}s")
-        arr.flush()
-        del arr
-        part.rename(final)
+                log(f"features {'+'.join(todo)}/{v}: {i + len(x)}/{len(names)} {time.time() - t0:.0f}s")
+        for k in todo:
+            arrs[k].flush()
+            del arrs[k]
+            part[k].rename(CACHE / f"{k}_{v}.npy")
         done_file.unlink(missing_ok=True)
 
 

@@ -51,10 +51,9 @@ def main():
     log = Logger(run)
     t0 = time.time()
     log(event="start", config=cfg)
-    cache_features(cfg["backbone"], flip=cfg["flip_view"], size=cfg["image_size"], log=lambda m: log(event="features", msg=m))
-    if cfg.get("ft_cnn_cut") is not None:  # the inputs of the blocks that ft fine-tunes
-        cache_features(cfg["backbone"], flip=cfg["flip_view"], size=cfg["image_size"], cut=cfg["ft_cnn_cut"],
-                       log=lambda m: log(event="features", msg=m))
+    # with ft_cnn_cut, the same pass also caches the inputs of the blocks that ft fine-tunes
+    cache_features(cfg["backbone"], flip=cfg["flip_view"], size=cfg["image_size"], cut=cfg.get("ft_cnn_cut"),
+                   log=lambda m: log(event="features", msg=m))
     log(event="features_done", s=round(time.time() - t0, 1))
     tok_path = run / "tokenizer.json"
     if not tok_path.exists():
