@@ -19,6 +19,7 @@ use takarir_store::api_keys::ApiKeyId;
 use takarir_store::email_tokens::TokenPurpose;
 use takarir_store::exports::ExportId;
 use takarir_store::history::{HistoryId, HistoryQuery};
+use takarir_store::sessions::SessionId;
 use takarir_store::users::{NewUser, Role, User, UserId};
 use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};
@@ -58,6 +59,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/me/history/{id}",
             patch(correct_history).delete(delete_history),
         )
+        .route("/api/v1/me/password", post(change_password_api))
         .route("/api/v1/me/usage", get(usage))
         .route("/api/v1/me/consents/training", post(training_consent))
         .route("/api/v1/me/exports", get(list_exports).post(create_export))
@@ -221,6 +223,25 @@ pub async fn reset_password(
     db.users().set_password_hash(user.id, &hash).await?;
     db.sessions().delete_all(user.id).await?;
     Ok(user)
+}
+
+/// Sets a new password for a signed-in user who gives the current one (checked, and throttled,
+/// as a sign-in is); ends the user's other sessions, keeps `keep` (the one asking).
+pub async fn change_password(
+    state: &AppState,
+    user: &User,
+    keep: SessionId,
+    client: std::net::IpAddr,
+    current: &str,
+    new: &str,
+) -> Result<(), ApiError> {
+    check_login(state, &user.email, current, client).await?;
+    auth::check_password(&user.email, new)?;
+    let hash = auth::hash_password(new).await?;
+    let db = &state.storage().db;
+    db.users().set_password_hash(user.id, &hash).await?;
+    db.sessions().delete_others(user.id, keep).await?;
+    Ok(())
 }
 
 /// Marks the address a verification link was sent to as verified (if it is still the account's).
@@ -433,6 +454,48 @@ async fn me(
     let pending = crate::policy::pending_for(&state, a.user.id).await?;
     doc["policy_notice"] = serde_json::to_value(pending).unwrap_or(Value::Null);
     Ok(Json(doc))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// A new password, given the current one; the user's other sessions end, API keys stay.
+#[utoipa::path(
+    post,
+    path = "/api/v1/me/password",
+    tag = "accounts",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Password changed; every other session of the user has ended"),
+        (status = 401, description = "Not signed in, or the current password is wrong", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "CSRF token missing, or not a session (API keys cannot change the password)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The new password is too weak", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong passwords", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn change_password_api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth::Peer(peer): auth::Peer,
+    CurrentUser(a): CurrentUser,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let session = a.require_session()?;
+    a.require_write(&headers, "write")?;
+    let client = client_ip_of(&headers, peer, state.config().trust_forwarded_for);
+    change_password(
+        &state,
+        &a.user,
+        session.id,
+        client,
+        &body.current_password,
+        &body.new_password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -1121,14 +1184,14 @@ async fn admin_access(
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        register, login, logout, verify, forgot, reset, me, update_me, delete_me,
+        register, login, logout, verify, forgot, reset, me, update_me, delete_me, change_password_api,
         get_preferences, patch_preferences, list_history, correct_history, delete_history,
         delete_all_history, usage, training_consent, list_exports, create_export, revoke_export,
         download_export, list_keys, create_key, revoke_key, ack_policy, export_schema,
         admin_stats, admin_users, admin_access
     ),
     components(schemas(
-        Credentials, TokenBody, EmailBody, ResetBody, MePatch, PasswordBody, PreferencesPatch,
+        Credentials, TokenBody, EmailBody, ResetBody, MePatch, PasswordBody, PasswordChange, PreferencesPatch,
         Correction, ConsentBody, NewKey, AckBody, ReasonBody
     )),
     tags((name = "accounts", description = "Optional accounts and the data rights: cookie sessions (changes need X-CSRF-Token) or Bearer API keys (scopes captions, read, write, admin)"))

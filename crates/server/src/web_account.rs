@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/keys", post(key_create))
         .route("/account/keys/{id}/revoke", post(key_revoke))
         .route("/account/email", post(email))
+        .route("/account/password", post(password))
         .route("/account/delete", post(delete))
         .route("/account/policy/ack", post(policy_ack))
         .route("/admin", get(admin_page))
@@ -76,6 +77,9 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("unverified", "belum diverifikasi: periksa email Anda", "not verified yet: check your email"),
     ("profile", "Profil", "Profile"),
     ("change_email", "Ubah email", "Change email"),
+    ("change_password", "Ganti kata sandi", "Change password"),
+    ("current_password", "Kata sandi saat ini", "Current password"),
+    ("password_changed", "Kata sandi diganti. Sesi Anda di perangkat lain telah diakhiri.", "Password changed. Your sessions on other devices have been signed out."),
     ("preferences", "Preferensi", "Preferences"),
     ("default", "Bawaan", "Default"),
     ("history_on", "Simpan riwayat takarir (teks dan pengaturan saja, tidak pernah gambarnya)", "Keep caption history (text and settings only, never the image)"),
@@ -758,6 +762,25 @@ async fn email(
         let user = db.users().get(a.user.id).await?.ok_or(ApiError::NotFound)?;
         accounts::send_verification(&state, &user, lang).await?;
         Ok("/account?msg=saved".into())
+    })
+    .await
+}
+
+async fn password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ctx: Ctx,
+    auth::Peer(peer): auth::Peer,
+    Form(f): Fields,
+) -> Response {
+    let lang = lang_of(ctx.as_deref());
+    let client = client_ip_of(&headers, peer, state.config().trust_forwarded_for);
+    let current = f.get("current_password").cloned().unwrap_or_default();
+    let new = f.get("new_password").cloned().unwrap_or_default();
+    act(&state, &headers, lang, &f, |state, a| async move {
+        let keep = a.require_session()?.id;
+        accounts::change_password(&state, &a.user, keep, client, &current, &new).await?;
+        Ok("/account?msg=password_changed".into())
     })
     .await
 }

@@ -595,6 +595,86 @@ both_backends!(signup_verify_and_reset_by_email, |pg| {
     e.finish().await;
 });
 
+both_backends!(
+    password_change_needs_the_current_one_and_ends_other_sessions,
+    |pg| {
+        let e = Env::start(pg, |_| {}).await;
+        let addr = email("ganti");
+        let here = e.register(&addr).await;
+        let elsewhere = Who::from_login(e.login(&addr, PASSWORD, None).await).await;
+        let change =
+            |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+        let new_pw = "kuda-laut-berenang-9";
+        // A wrong current password, a weak new one, or no CSRF header change nothing.
+        let r = e
+            .call(
+                Method::POST,
+                "/api/v1/me/password",
+                &here,
+                Some(change("salah-sekali-123", new_pw)),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["code"],
+            "invalid_credentials"
+        );
+        let r = e
+            .call(
+                Method::POST,
+                "/api/v1/me/password",
+                &here,
+                Some(change(PASSWORD, "pendek")),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "weak_password");
+        let r = e
+            .call(
+                Method::POST,
+                "/api/v1/me/password",
+                &Who::CookieOnly(here.cookie().into()),
+                Some(change(PASSWORD, new_pw)),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            e.call(Method::GET, "/api/v1/me", &elsewhere, None)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        // The right one: this session stays, the other ends, only the new password signs in.
+        let r = e
+            .call(
+                Method::POST,
+                "/api/v1/me/password",
+                &here,
+                Some(change(PASSWORD, new_pw)),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            e.call(Method::GET, "/api/v1/me", &here, None)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            e.call(Method::GET, "/api/v1/me", &elsewhere, None)
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            e.login(&addr, PASSWORD, None).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(e.login(&addr, new_pw, None).await.status(), StatusCode::OK);
+        e.finish().await;
+    }
+);
+
 both_backends!(csrf_is_required_for_cookie_changes_and_forms, |pg| {
     let e = Env::start(pg, |_| {}).await;
     let who = e.register(&email("csrf")).await;
@@ -1818,6 +1898,50 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
     let user = e.db().users().get(uid).await.unwrap().unwrap();
     assert_eq!(user.email, new_addr);
     assert!(user.email_verified_at.is_some());
+    // Change the password with the form: the current one is checked, this session stays.
+    let new_pw = "merpati-putih-terbang-3";
+    let r = post(
+        "/account/password".into(),
+        vec![
+            ("current_password", "bukan-ini-sandinya".into()),
+            ("new_password", new_pw.into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // (the form posts carry no language: the answer is in Indonesian, the default)
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Email atau kata sandi salah."));
+    let r = post(
+        "/account/password".into(),
+        vec![
+            ("current_password", PASSWORD.into()),
+            ("new_password", new_pw.into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/account?msg=password_changed");
+    let html = get_page("?lang=en&msg=password_changed")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Password changed. Your sessions on other devices have been signed out."));
+    assert_eq!(
+        e.login(&new_addr, PASSWORD, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        e.login(&new_addr, new_pw, None).await.status(),
+        StatusCode::OK
+    );
     // An API key through the form is shown once, in the answer (never in a URL).
     let r = post(
         "/account/keys".into(),
@@ -1847,12 +1971,9 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
     .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(e.db().users().get(uid).await.unwrap().is_some());
-    let r = post(
-        "/account/delete".into(),
-        vec![("password", PASSWORD.into())],
-    )
-    .await
-    .unwrap();
+    let r = post("/account/delete".into(), vec![("password", new_pw.into())])
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(e.db().users().get(uid).await.unwrap().is_none());
     for t in e.user_tables().await {

@@ -1,7 +1,8 @@
 //! `sessions`: signed-in browsers. The cookie carries a random token; the table keeps only its
 //! SHA-256 ([`crate::token_hash`]), the session's CSRF token, and when it expires. Signing in
-//! always creates a new row (never reuses the token a browser brought: no fixation), and
-//! changing the password or erasing the account removes every row of the user.
+//! always creates a new row (never reuses the token a browser brought: no fixation), a reset
+//! link or erasure removes every row of the user, and a password change from a session keeps
+//! only that one.
 
 use std::fmt;
 
@@ -113,6 +114,19 @@ impl Sessions<'_> {
         Ok(
             on_db!(self.0, pool => sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?,
+        )
+    }
+
+    /// Ends every session of the user but `keep` (a password change from that session);
+    /// returns how many.
+    pub async fn delete_others(&self, user: UserId, keep: SessionId) -> Result<u64> {
+        Ok(
+            on_db!(self.0, pool => sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+            .bind(user)
+            .bind(keep)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?,
