@@ -97,8 +97,9 @@ def beam_search(stepper, n_images, lang_id, num_beams=3, no_repeat=3, length_pen
     return [max(f, key=lambda x: x[0])[1] for f in finished]
 
 
-def greedy(model, mem, lang_id, max_new_tokens=32, sample=False, n=1, temperature=1.0):
-    """Batched greedy (or multinomial sampling, n per image) with KV cache; returns ids [B*n, T] and lengths."""
+def greedy(model, mem, lang_id, max_new_tokens=32, sample=False, n=1, temperature=1.0, top_k=0):
+    """Batched greedy (or multinomial sampling, n per image, from the top_k tokens when top_k > 0) with KV cache;
+    returns ids [B*n, T]."""
     B = mem.shape[0]
     rows = torch.arange(B).repeat_interleave(n)
     ids = torch.full((B * n, 1), BOS, dtype=torch.long)
@@ -109,6 +110,9 @@ def greedy(model, mem, lang_id, max_new_tokens=32, sample=False, n=1, temperatur
         logits, past = model.decode(cur, mem, rows, past)
         logits = logits[:, -1]
         if sample:
+            if top_k:
+                kth = logits.topk(top_k, -1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
             tok = torch.multinomial(torch.softmax(logits / temperature, -1), 1)[:, 0]
         else:
             tok = logits.argmax(-1)

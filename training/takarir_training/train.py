@@ -221,7 +221,8 @@ def train_scst(run, data, tok, cfg, log, init=None):
             for lang in langs:
                 with torch.no_grad():
                     ids = greedy(model, model.encode(feats), LANG_ID[lang], max_new_tokens=cfg["scst_max_tokens"],
-                                 sample=True, n=n, temperature=cfg.get("scst_temperature", 1.0))
+                                 sample=True, n=n, temperature=cfg.get("scst_temperature", 1.0),
+                                 top_k=cfg.get("scst_top_k", 0))
                 caps = [strip(r) for r in ids.tolist()]
                 r = torch.tensor([scorers[lang].score(names[i // n], tok.decode(c, skip_special_tokens=True))
                                   for i, c in enumerate(caps)]).view(len(names), n)
