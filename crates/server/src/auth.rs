@@ -229,7 +229,8 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Optio
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    let Some(session) = db.sessions().get_by_token(&token).await? else {
+    let idle = state.config().session_idle();
+    let Some(session) = db.sessions().get_by_token(&token, idle).await? else {
         return Ok(None);
     };
     let Some(user) = db.users().get(session.user_id).await? else {

@@ -39,6 +39,7 @@ use serde::Deserialize;
 /// | `job_workers` | `1` | job items this node captions at once (`0`: this node only receives jobs) |
 /// | `sweep_interval_seconds` | `3600` | how often the retention sweeper runs |
 /// | `webhook_private_networks` | `false` | let job webhooks reach loopback, private and link-local addresses (an internal receiver; otherwise refused, so a webhook cannot probe the server's own network) |
+/// | `session_idle_seconds` | `604800` (7 days) | a sign-in session unused this long ends (sessions end after 30 days in any case; `0`: only then) |
 /// | `history_retention_days` | `0` | delete caption history older than this (`0`: keep until the user deletes it) |
 /// | `encryption_keys` | a key generated into `<data_dir>/encryption.keys` on first start | `ID:HEX,ID:HEX` (oldest first; the last encrypts, all decrypt) for objects holding personal data |
 /// | `public_url` | `http://<listen>` | the address users reach the service at; links in emails start with it. `https://...` also marks session cookies `Secure` |
@@ -102,6 +103,8 @@ pub struct ServerConfig {
     pub webhook_private_networks: bool,
     /// Seconds between retention sweeps.
     pub sweep_interval_seconds: u64,
+    /// Seconds a session may go unused before it ends; 0: only the absolute expiry.
+    pub session_idle_seconds: u64,
     /// Days of caption history kept; 0 keeps it until the user deletes it.
     pub history_retention_days: u64,
     /// Base URL for links in emails; `None`: `http://<listen>`.
@@ -147,6 +150,7 @@ impl Default for ServerConfig {
             job_workers: 1,
             sweep_interval_seconds: 3600,
             webhook_private_networks: false,
+            session_idle_seconds: 7 * 86_400,
             history_retention_days: 0,
             public_url: None,
             smtp_url: None,
@@ -207,6 +211,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("job_workers", Kind::Number),
     ("sweep_interval_seconds", Kind::Number),
     ("webhook_private_networks", Kind::Flag),
+    ("session_idle_seconds", Kind::Number),
     ("history_retention_days", Kind::Number),
     ("public_url", Kind::Text),
     ("smtp_url", Kind::Text),
@@ -320,6 +325,12 @@ impl ServerConfig {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// How long a session may go unused, if limited.
+    pub fn session_idle(&self) -> Option<time::Duration> {
+        (self.session_idle_seconds > 0)
+            .then(|| time::Duration::seconds(self.session_idle_seconds.min(i64::MAX as u64) as i64))
     }
 
     /// Whether cookies must be `Secure` (HTTPS here or in front).

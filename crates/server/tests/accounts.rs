@@ -675,6 +675,29 @@ both_backends!(
     }
 );
 
+both_backends!(an_unused_session_ends_a_used_one_lives_on, |pg| {
+    let e = Env::start(pg, |c| c.session_idle_seconds = 2).await;
+    let addr = email("diam");
+    let who = e.register(&addr).await;
+    // Used every second: alive past the 2-second limit.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        assert_eq!(
+            e.call(Method::GET, "/api/v1/me", &who, None).await.status(),
+            StatusCode::OK
+        );
+    }
+    // Left alone for longer than the limit: signed out, and the row is gone.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        e.call(Method::GET, "/api/v1/me", &who, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let uid = e.user_id(&addr).await;
+    assert_eq!(e.db().sessions().list(uid).await.unwrap().len(), 0);
+    e.finish().await;
+});
+
 both_backends!(csrf_is_required_for_cookie_changes_and_forms, |pg| {
     let e = Env::start(pg, |_| {}).await;
     let who = e.register(&email("csrf")).await;

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::users::UserId;
 use crate::{now, token_hash, Db, Error, Result};
@@ -29,6 +29,14 @@ pub struct Session {
     pub csrf_token: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// Last request seen with this session (kept to within a minute, to spare the writes).
+    pub last_seen_at: Option<OffsetDateTime>,
+}
+
+impl Session {
+    pub fn last_seen(&self) -> OffsetDateTime {
+        self.last_seen_at.unwrap_or(self.created_at)
+    }
 }
 
 impl fmt::Debug for Session {
@@ -42,7 +50,7 @@ impl fmt::Debug for Session {
     }
 }
 
-const COLUMNS: &str = "id, user_id, csrf_token, created_at, expires_at";
+const COLUMNS: &str = "id, user_id, csrf_token, created_at, expires_at, last_seen_at";
 
 /// The `sessions` table, borrowed from [`Db::sessions`].
 pub struct Sessions<'a>(pub(crate) &'a Db);
@@ -58,8 +66,8 @@ impl Sessions<'_> {
         expires_at: OffsetDateTime,
     ) -> Result<Session> {
         let sql = format!(
-            "INSERT INTO sessions (user_id, token_hash, csrf_token, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+            "INSERT INTO sessions (user_id, token_hash, csrf_token, created_at, expires_at, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $4) RETURNING {COLUMNS}"
         );
         on_db!(self.0, pool => sqlx::query_as::<_, Session>(&sql)
             .bind(user)
@@ -72,21 +80,40 @@ impl Sessions<'_> {
         .map_err(fk_as_not_found)
     }
 
-    /// The live session for a cookie token; `None` if unknown or expired (an expired row is
-    /// deleted on the way).
-    pub async fn get_by_token(&self, token: &str) -> Result<Option<Session>> {
+    /// The live session for a cookie token; `None` if unknown, expired, or unused for longer
+    /// than `idle` (such a row is deleted on the way). A live session's last use is recorded.
+    pub async fn get_by_token(
+        &self,
+        token: &str,
+        idle: Option<Duration>,
+    ) -> Result<Option<Session>> {
         let sql = format!("SELECT {COLUMNS} FROM sessions WHERE token_hash = $1");
         let found = on_db!(self.0, pool => sqlx::query_as::<_, Session>(&sql)
             .bind(token_hash(token))
             .fetch_optional(pool)
             .await)?;
-        match found {
-            Some(s) if s.expires_at <= now() => {
-                self.delete(s.id).await?;
-                Ok(None)
-            }
-            other => Ok(other),
+        let Some(mut s) = found else {
+            return Ok(None);
+        };
+        let now = now();
+        if s.expires_at <= now || idle.is_some_and(|i| s.last_seen() + i <= now) {
+            self.delete(s.id).await?;
+            return Ok(None);
         }
+        // Written at most once a minute (more often only for idle limits under 4 minutes).
+        let step = idle.map_or(Duration::minutes(1), |i: Duration| {
+            (i / 4_i32).min(Duration::minutes(1))
+        });
+        if now - s.last_seen() >= step {
+            on_db!(self.0, pool => sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(s.id)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+            s.last_seen_at = Some(now);
+        }
+        Ok(Some(s))
     }
 
     /// Ends one session (sign-out). True if it existed.

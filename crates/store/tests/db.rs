@@ -1088,22 +1088,63 @@ both_backends!(account_tokens_expire_and_work_once, |db, url| {
         .unwrap();
     assert_eq!(
         db.sessions()
-            .get_by_token("tok-live")
+            .get_by_token("tok-live", None)
             .await
             .unwrap()
             .unwrap()
             .id,
         s.id
     );
-    assert_eq!(db.sessions().get_by_token("tok-old").await.unwrap(), None);
-    assert_eq!(db.sessions().get_by_token("csrf-1").await.unwrap(), None);
+    assert_eq!(
+        db.sessions().get_by_token("tok-old", None).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.sessions().get_by_token("csrf-1", None).await.unwrap(),
+        None
+    );
     assert_eq!(db.sessions().list(alice.id).await.unwrap().len(), 1);
     assert!(db.sessions().delete_by_token("tok-live").await.unwrap());
-    assert_eq!(db.sessions().get_by_token("tok-live").await.unwrap(), None);
+    assert_eq!(
+        db.sessions().get_by_token("tok-live", None).await.unwrap(),
+        None
+    );
     assert!(matches!(
         db.sessions().create(UserId(9999), "x", "y", now).await,
         Err(Error::NotFound)
     ));
+    // Idle limit: use records the time (so a used session outlives the limit), and one left
+    // unused for longer ends and its row goes.
+    let idle = Some(Duration::seconds(1));
+    let s = db
+        .sessions()
+        .create(alice.id, "tok-idle", "csrf-3", now + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(s.last_seen_at, Some(s.created_at));
+    let pause = std::time::Duration::from_millis(600);
+    tokio::time::sleep(pause).await;
+    let seen = db.sessions().get_by_token("tok-idle", idle).await.unwrap();
+    assert!(seen.unwrap().last_seen() > s.created_at, "use is recorded");
+    tokio::time::sleep(pause).await;
+    assert!(
+        db.sessions()
+            .get_by_token("tok-idle", idle)
+            .await
+            .unwrap()
+            .is_some(),
+        "1.2 s after sign-in, 0.6 s after its last use"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        db.sessions().get_by_token("tok-idle", idle).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.sessions().get_by_token("tok-idle", None).await.unwrap(),
+        None,
+        "row deleted"
+    );
     // Email tokens: once, for their purpose, until they expire; a new one replaces the old.
     let later = now + Duration::hours(1);
     db.email_tokens()
