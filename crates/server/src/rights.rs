@@ -131,7 +131,12 @@ pub async fn access_document(state: &AppState, user: &User) -> Result<Value, Api
         .list(id)
         .await?
         .iter()
-        .map(|s| json!({"id": s.id.0, "created_at": ts(s.created_at), "expires_at": ts(s.expires_at)}))
+        .map(|s| {
+            json!({
+                "id": s.id.0, "created_at": ts(s.created_at), "expires_at": ts(s.expires_at),
+                "last_used_at": ts(s.last_seen()),
+            })
+        })
         .collect();
     let exports: Vec<Value> = db
         .exports()

@@ -112,6 +112,7 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("key_create", "Buat kunci", "Create key"),
     ("key_once", "Salin kunci ini sekarang; kunci tidak akan ditampilkan lagi:", "Copy this key now; it will not be shown again:"),
     ("sessions", "Sesi aktif", "Active sessions"),
+    ("last_used", "terakhir dipakai", "last used"),
     ("audit", "Akses staf ke data Anda", "Staff access to your data"),
     ("audit_none", "Belum pernah.", "Never."),
     ("reason", "Alasan", "Reason"),

@@ -679,6 +679,13 @@ both_backends!(an_unused_session_ends_a_used_one_lives_on, |pg| {
     let e = Env::start(pg, |c| c.session_idle_seconds = 2).await;
     let addr = email("diam");
     let who = e.register(&addr).await;
+    let me: Value = e
+        .call(Method::GET, "/api/v1/me", &who, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(me["sessions"][0]["last_used_at"].is_string(), "{me}");
     // Used every second: alive past the 2-second limit.
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
