@@ -1077,7 +1077,8 @@ pub fn spawn_sweeper(state: &AppState) -> tokio::task::JoinHandle<()> {
 
 /// One retention sweep: expired jobs (rows and objects), inputs whose item is no longer
 /// pending (a node died between recording a result and deleting the input), stray files in
-/// `data_dir/tmp`, history past `history_retention_days`. Records the counts.
+/// `data_dir/tmp`, history past `history_retention_days`, stale sign-in counters and sessions.
+/// Records the counts.
 pub async fn sweep(state: &AppState) -> anyhow::Result<SweepCounts> {
     let s = state.storage();
     let mut c = SweepCounts::default();
@@ -1126,6 +1127,10 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<SweepCounts> {
     // Sign-in failure counters whose window has passed (hashed keys; not counted).
     let window = state.login_throttle().window_ms();
     s.db.login_failures().delete_expired(now - window).await?;
+    // Sessions past their expiry or idle limit (not counted either).
+    s.db.sessions()
+        .delete_stale(state.config().session_idle())
+        .await?;
     let days = state.config().history_retention_days;
     if days > 0 {
         let before = time::OffsetDateTime::now_utc() - time::Duration::days(days as i64);

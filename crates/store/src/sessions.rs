@@ -160,6 +160,31 @@ impl Sessions<'_> {
         )
     }
 
+    /// Deletes every session past its expiry or, with `idle`, unused for that long (for the
+    /// sweeper: such rows would otherwise stay until presented). Returns how many.
+    pub async fn delete_stale(&self, idle: Option<Duration>) -> Result<u64> {
+        let now = now();
+        // Without an idle limit no session was last used before 1970.
+        let unused_since = idle.map_or(OffsetDateTime::UNIX_EPOCH, |i| now - i);
+        // Timestamps are text in SQLite: compare them as instants, not as strings.
+        let sql = match self.0 {
+            Db::Sqlite(_) => {
+                "DELETE FROM sessions WHERE julianday(expires_at) <= julianday($1) \
+                 OR julianday(COALESCE(last_seen_at, created_at)) <= julianday($2)"
+            }
+            Db::Postgres(_) => {
+                "DELETE FROM sessions WHERE expires_at <= $1 \
+                 OR COALESCE(last_seen_at, created_at) <= $2"
+            }
+        };
+        Ok(on_db!(self.0, pool => sqlx::query(sql)
+            .bind(now)
+            .bind(unused_since)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
     /// The user's live sessions, oldest first.
     pub async fn list(&self, user: UserId) -> Result<Vec<Session>> {
         let sql = format!("SELECT {COLUMNS} FROM sessions WHERE user_id = $1 ORDER BY id");

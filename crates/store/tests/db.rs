@@ -1145,6 +1145,32 @@ both_backends!(account_tokens_expire_and_work_once, |db, url| {
         None,
         "row deleted"
     );
+    // The sweep: expired and idle rows go, a live one stays.
+    db.sessions()
+        .create(alice.id, "tok-sweep-live", "c4", now + Duration::days(1))
+        .await
+        .unwrap();
+    db.sessions()
+        .create(alice.id, "tok-sweep-old", "c5", now - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(db.sessions().delete_stale(None).await.unwrap(), 1);
+    assert_eq!(
+        db.sessions()
+            .delete_stale(Some(Duration::hours(1)))
+            .await
+            .unwrap(),
+        0
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(
+        db.sessions()
+            .delete_stale(Some(Duration::milliseconds(10)))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(db.sessions().list(alice.id).await.unwrap().is_empty());
     // Email tokens: once, for their purpose, until they expire; a new one replaces the old.
     let later = now + Duration::hours(1);
     db.email_tokens()
