@@ -158,6 +158,7 @@ pub(crate) fn render(
         max_mb => state.config().max_upload_bytes / 1_000_000,
         max_files => state.config().max_files,
         job_days => state.config().job_result_days.max(1),
+        session_idle_days => state.config().session_idle_seconds.div_ceil(86_400),
         contact_email => state.config().contact_email.clone(),
         privacy_version => PRIVACY_VERSION,
         privacy_date => PRIVACY_DATE,
@@ -420,7 +421,8 @@ mod tests {
                             lang => lang.code(), other_lang => "en", path => "/",
                             t => strings(lang), model_name => "m", model_langs => vec!["en"],
                             both_ok => false, default_caption_lang => "en", max_mb => 20,
-                            max_files => 10, job_days => 7, privacy_version => PRIVACY_VERSION,
+                            max_files => 10, job_days => 7, session_idle_days => 7,
+                            privacy_version => PRIVACY_VERSION,
                             privacy_date => PRIVACY_DATE, tls => false,
                         })
                     })

@@ -702,6 +702,20 @@ both_backends!(an_unused_session_ends_a_used_one_lives_on, |pg| {
     );
     let uid = e.user_id(&addr).await;
     assert_eq!(e.db().sessions().list(uid).await.unwrap().len(), 0);
+    // The privacy page states the limit (rounded up to days).
+    let page = e
+        .client
+        .get(e.url("/privacy?lang=en"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("lasts 30 days (less if unused for 1 day) or until"),
+        "{page}"
+    );
     e.finish().await;
 });
 
