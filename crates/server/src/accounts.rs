@@ -25,7 +25,6 @@ use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::auth::{self, CurrentUser, SCOPES};
-use crate::caption::client_ip_of;
 use crate::error::{ApiError, Problem};
 use crate::i18n::Lang;
 use crate::middleware::RequestCtx;
@@ -288,15 +287,11 @@ async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Option<axum::Extension<RequestCtx>>,
-    auth::Peer(peer): auth::Peer,
+    auth::ClientIp(client): auth::ClientIp,
     Json(body): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     // Each sign-up sends an email: limited per client like caption requests.
-    state.rate_limit(client_ip_of(
-        &headers,
-        peer,
-        state.config().trust_forwarded_for,
-    ))?;
+    state.rate_limit(client)?;
     let lang = lang_of(&headers, ctx.as_deref());
     let user = create_account(&state, &body.email, &body.password, lang).await?;
     let (cookie, csrf) = auth::start_session(&state, &headers, &user).await?;
@@ -323,10 +318,9 @@ async fn register(
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    auth::Peer(peer): auth::Peer,
+    auth::ClientIp(client): auth::ClientIp,
     Json(body): Json<Credentials>,
 ) -> Result<Response, ApiError> {
-    let client = client_ip_of(&headers, peer, state.config().trust_forwarded_for);
     let user = check_login(&state, &body.email, &body.password, client).await?;
     let (cookie, csrf) = auth::start_session(&state, &headers, &user).await?;
     let mut res = Json(json!({"user": user_json(&user), "csrf_token": csrf})).into_response();
@@ -398,15 +392,11 @@ async fn forgot(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Option<axum::Extension<RequestCtx>>,
-    auth::Peer(peer): auth::Peer,
+    auth::ClientIp(client): auth::ClientIp,
     Json(body): Json<EmailBody>,
 ) -> Result<StatusCode, ApiError> {
     // Each request may send an email: limited per client like caption requests.
-    state.rate_limit(client_ip_of(
-        &headers,
-        peer,
-        state.config().trust_forwarded_for,
-    ))?;
+    state.rate_limit(client)?;
     send_reset(&state, &body.email, lang_of(&headers, ctx.as_deref())).await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -479,13 +469,12 @@ struct PasswordChange {
 async fn change_password_api(
     State(state): State<AppState>,
     headers: HeaderMap,
-    auth::Peer(peer): auth::Peer,
+    auth::ClientIp(client): auth::ClientIp,
     CurrentUser(a): CurrentUser,
     Json(body): Json<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
     let session = a.require_session()?;
     a.require_write(&headers, "write")?;
-    let client = client_ip_of(&headers, peer, state.config().trust_forwarded_for);
     change_password(
         &state,
         &a.user,

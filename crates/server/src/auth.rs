@@ -475,19 +475,26 @@ impl LoginThrottle {
     }
 }
 
-/// Extractor: the connection's peer address, if the server was started with connect info.
-pub struct Peer(pub Option<std::net::SocketAddr>);
+/// Extractor: the client's address as [`crate::caption::client_ip_of`] reads it (the
+/// connection's peer, or the proxy's `X-Forwarded-For` entry when `trust_forwarded_for` is on).
+pub struct ClientIp(pub std::net::IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for Peer {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        Ok(ClientIp(crate::caption::client_ip_of(
+            &parts.headers,
+            peer,
+            state.config().trust_forwarded_for,
+        )))
     }
 }
 

@@ -22,7 +22,6 @@ use takarir_store::history::{HistoryId, HistoryQuery};
 
 use crate::accounts;
 use crate::auth::{self, Auth, CSRF_COOKIE};
-use crate::caption::client_ip_of;
 use crate::error::ApiError;
 use crate::i18n::{cookie, Lang};
 use crate::middleware::RequestCtx;
@@ -298,18 +297,14 @@ async fn signup(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Ctx,
-    auth::Peer(peer): auth::Peer,
+    auth::ClientIp(client): auth::ClientIp,
     Form(f): Fields,
 ) -> Response {
     let lang = lang_of(ctx.as_deref());
     let r = async {
         check_signed_out_csrf(&headers, &f)?;
         // It sends an email: limited per client like caption requests.
-        state.rate_limit(client_ip_of(
-            &headers,
-            peer,
-            state.config().trust_forwarded_for,
-        ))?;
+        state.rate_limit(client)?;
         let email = f.get("email").map(String::as_str).unwrap_or("");
         let password = f.get("password").map(String::as_str).unwrap_or("");
         let user = accounts::create_account(&state, email, password, lang).await?;
@@ -326,11 +321,10 @@ async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Ctx,
-    auth::Peer(peer): auth::Peer,
+    auth::ClientIp(client): auth::ClientIp,
     Form(f): Fields,
 ) -> Response {
     let lang = lang_of(ctx.as_deref());
-    let client = client_ip_of(&headers, peer, state.config().trust_forwarded_for);
     let r = async {
         check_signed_out_csrf(&headers, &f)?;
         let email = f.get("email").map(String::as_str).unwrap_or("");
@@ -386,18 +380,14 @@ async fn forgot(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Ctx,
-    auth::Peer(peer): auth::Peer,
+    auth::ClientIp(client): auth::ClientIp,
     Form(f): Fields,
 ) -> Response {
     let lang = lang_of(ctx.as_deref());
     let r = async {
         check_signed_out_csrf(&headers, &f)?;
         // It sends an email: limited per client like caption requests.
-        state.rate_limit(client_ip_of(
-            &headers,
-            peer,
-            state.config().trust_forwarded_for,
-        ))?;
+        state.rate_limit(client)?;
         accounts::send_reset(
             &state,
             f.get("email").map(String::as_str).unwrap_or(""),
@@ -771,11 +761,10 @@ async fn password(
     State(state): State<AppState>,
     headers: HeaderMap,
     ctx: Ctx,
-    auth::Peer(peer): auth::Peer,
+    auth::ClientIp(client): auth::ClientIp,
     Form(f): Fields,
 ) -> Response {
     let lang = lang_of(ctx.as_deref());
-    let client = client_ip_of(&headers, peer, state.config().trust_forwarded_for);
     let current = f.get("current_password").cloned().unwrap_or_default();
     let new = f.get("new_password").cloned().unwrap_or_default();
     act(&state, &headers, lang, &f, |state, a| async move {

@@ -704,11 +704,8 @@ both_backends!(an_unused_session_ends_a_used_one_lives_on, |pg| {
     assert_eq!(e.db().sessions().list(uid).await.unwrap().len(), 0);
     // The privacy page states the limit (rounded up to days).
     let page = e
-        .client
-        .get(e.url("/privacy?lang=en"))
-        .send()
+        .call(Method::GET, "/privacy?lang=en", &Who::Nobody, None)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -2056,11 +2053,9 @@ both_backends!(admin_page_shows_aggregates_and_audits_access, |pg| {
             r.status()
         );
     }
-    let html = admin
-        .apply(e.client.get(e.url("/admin?lang=en")))
-        .send()
+    let html = e
+        .call(Method::GET, "/admin?lang=en", &admin, None)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -2081,11 +2076,9 @@ both_backends!(admin_page_shows_aggregates_and_audits_access, |pg| {
     let r = open("permintaan pengguna lewat email").await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains(&addr));
-    let page = user
-        .apply(e.client.get(e.url("/account")))
-        .send()
+    let page = e
+        .call(Method::GET, "/account", &user, None)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
