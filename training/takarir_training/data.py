@@ -42,7 +42,11 @@ def grid_cells(size):
 def feature_key(backbone, size, cut=None):
     """Cache file stem: the 224 cache keeps its original name, other sizes carry theirs; a cut (the input of
     block `cut`, for fine-tuning the blocks after it) adds _b<cut>."""
-    key = backbone if size == IMAGE_SIZE else f"{backbone}_{size}"
+    return with_cut(backbone if size == IMAGE_SIZE else f"{backbone}_{size}", cut)
+
+
+def with_cut(key, cut):
+    """The cache key of block `cut`'s inputs next to the final grid's `key` (itself when cut is None)."""
     return key if cut is None else f"{key}_b{cut}"
 
 

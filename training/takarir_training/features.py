@@ -29,11 +29,12 @@ def bottom(model, x, cut):
     return x
 
 
-def top(model, x, cut):
-    """The rest of the backbone, from block `cut` on, and its head: the final grid."""
-    for block in model._blocks[cut:]:
+def top(blocks, head, bn, act, x):
+    """The rest of a backbone (its blocks from a cut on, given as `blocks`) and its head: the final grid.
+    Used on the frozen backbone when caching and on a model's fine-tuned copy (model.CnnTop)."""
+    for block in blocks:
         x = block(x)
-    return model._swish(model._bn1(model._conv_head(x)))
+    return act(bn(head(x)))
 
 
 def cache_features(name="lite2", flip=True, size=IMAGE_SIZE, batch=32, log=print, cut=None):
@@ -53,7 +54,7 @@ def cache_features(name="lite2", flip=True, size=IMAGE_SIZE, batch=32, log=print
         if cut is None:
             return {keys[0]: model.extract_features(x)}
         b = bottom(model, x, cut)
-        return {keys[0]: top(model, b, cut), keys[1]: b}
+        return {keys[0]: top(model._blocks[cut:], model._conv_head, model._bn1, model._swish, b), keys[1]: b}
 
     with torch.no_grad():
         shapes = {k: f.shape for k, f in extract(torch.zeros(1, 3, size, size)).items()}

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .features import backbone as load_backbone, top
+
 
 class Attention(nn.Module):
     def __init__(self, d, heads, dropout):
@@ -76,8 +78,7 @@ class CnnTop(nn.Module):
 
     def __init__(self, backbone, cut, size):
         super().__init__()
-        from .features import backbone as load
-        m = load(backbone, size)
+        m = load_backbone(backbone, size)
         self.blocks, self.head, self.bn, self.act = nn.ModuleList(m._blocks[cut:]), m._conv_head, m._bn1, m._swish
 
     def train(self, mode=True):
@@ -88,9 +89,7 @@ class CnnTop(nn.Module):
         B, N, C = x.shape
         side = math.isqrt(N)
         x = x.float().transpose(1, 2).reshape(B, C, side, side)
-        for block in self.blocks:
-            x = block(x)
-        return self.act(self.bn(self.head(x))).flatten(2).transpose(1, 2)
+        return top(self.blocks, self.head, self.bn, self.act, x).flatten(2).transpose(1, 2)
 
 
 class Captioner(nn.Module):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from .cider import CiderD
-from .data import CACHE, IMAGE_SIZE, LANGS, captions, grid_cells, split
+from .data import CACHE, IMAGE_SIZE, LANGS, captions, grid_cells, split, with_cut
 from .generate import greedy, strip
 from .model import Captioner
 from .tokenizer import BOS, EOS, LANG_ID, PAD
@@ -22,7 +22,7 @@ class Data:
         names = json.loads((CACHE / "names.json").read_text())
         self.index = {n: i for i, n in enumerate(names)}
         self.key, self.by_key = key, {}
-        self.views = self._load(key)
+        self._load(key)  # the final grid, always needed
         self.caps = {lang: captions(lang) for lang in LANGS}
         self.ids = {}
         for lang in LANGS:
@@ -41,7 +41,7 @@ class Data:
     def feats(self, names, view=None, rng=None, cut=None):
         """fp32 [B,cells,C]; view None = random per image (augmentation), else fixed view index.
         cut: the cached input of that backbone block (a model that fine-tunes the blocks from there on)."""
-        views = self.views if cut is None else self._load(f"{self.key}_b{cut}")
+        views = self._load(with_cut(self.key, cut))
         idx = [self.index[n] for n in names]
         vs = [view if view is not None else rng.randrange(len(views)) for _ in names]
         return torch.from_numpy(np.stack([views[v][i] for v, i in zip(vs, idx)]).astype(np.float32))
