@@ -1,7 +1,7 @@
 // Browser acceptance test of the account pages: sign up, verify the email address with the
 // link delivered to the real SMTP server (aiosmtpd, started by scripts/test-services), turn
-// caption history on, caption an image, find it in the history, export the data (ZIP), and
-// delete the account. Playwright (playwright-core) driving Debian's Chromium, headless.
+// caption history on, caption an image and a batch, find them in the history, export the data
+// (ZIP), and delete the account. Playwright (playwright-core) driving Debian's Chromium, headless.
 //
 // Run by scripts/browser-test, which starts the server with TAKARIR_SMTP_URL and sets, besides
 // the variables page.test.mjs reads:
@@ -111,6 +111,19 @@ test("account: sign up, verify by email, history on, caption, export, delete", a
   assert.equal(await entries.count(), 1);
   assert.equal((await entries.first().locator(".caption").textContent()).trim(), caption);
   await shot("history");
+
+  // A batch sent from the page is the account's too: its captions join the history.
+  await page.goto(`${BASE}/`);
+  await page.setInputFiles("#batch-files", ["rocket.jpg", "astronaut.jpg"].map((f) => path.join(SAMPLES, f)));
+  await page.click('#batch-form button[type="submit"]');
+  await page.waitForSelector("#batch-links:not([hidden])");
+  await page.goto(`${BASE}/account`);
+  const after = await page.locator("#history-list > li").count();
+  assert.ok(after >= 3, `the batch's captions in the history (${after} entries)`);
+  // The account page lists the job with its downloads.
+  assert.equal(await page.locator("#jobs li").count(), 1);
+  const csv = await page.request.get(`${BASE}${await page.getAttribute("#jobs li a", "href")}`);
+  assert.equal(csv.status(), 200);
 
   // Export: a ZIP behind a link shown once.
   await Promise.all([page.waitForSelector("#export-link"), page.click("#create-export")]);

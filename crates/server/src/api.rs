@@ -230,7 +230,14 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
         let opts = sub.options()?;
         let kept = sub.uploads.clone();
         let results = caption(&state, permit, sub.uploads, &opts).await?;
-        crate::rights::record_captions(&state, auth.as_ref(), &kept, &results, &opts).await;
+        crate::rights::record_captions(
+            &state,
+            auth.as_ref().map(|a| &a.user),
+            &kept,
+            &results,
+            &opts,
+        )
+        .await;
         let ms = || started.elapsed().as_secs_f64() * 1000.0;
         if results.len() == 1 {
             let r = results.into_iter().next().expect("one result");

@@ -22,10 +22,11 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use takarir_store::jobs::{ClaimedItem, Job, NewJob, SweepCounts};
+use takarir_store::users::{User, UserId};
 use takarir_store::Sensitivity;
 use utoipa::ToSchema;
 
-use crate::caption::{BatchItem, Options};
+use crate::caption::{BatchItem, CaptionedImage, ImageResult, Options, Upload};
 use crate::error::ApiError;
 use crate::i18n::Lang;
 use crate::AppState;
@@ -182,7 +183,28 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
         crate::caption::discard_unread(&state, req, cap).await;
         return e.into_response();
     }
-    match receive(&state, req, lang).await {
+    // Who the job's captions count for, as for `POST /api/v1/captions`: a key with the
+    // `captions` scope, or a session with its CSRF token; their preferences are the defaults.
+    let headers = req.headers().clone();
+    let who = async {
+        let auth = crate::auth::caption_auth(
+            crate::auth::authenticate(&state, &headers).await?,
+            &headers,
+            None,
+        )?;
+        let prefs = crate::auth::effective_preferences(&state, auth.as_ref(), &headers).await?;
+        Ok::<_, ApiError>((auth.map(|a| a.user), prefs))
+    };
+    let (user, prefs) = match who.await {
+        Ok(w) => w,
+        Err(e) => {
+            let cap = state.config().job_max_bytes.saturating_add(1 << 20);
+            crate::caption::discard_unread(&state, req, cap).await;
+            return e.into_response();
+        }
+    };
+    let defaults = crate::rights::preference_pairs(&prefs);
+    match receive(&state, req, lang, user.as_ref(), defaults).await {
         Ok(created) => (StatusCode::ACCEPTED, Json(created)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -321,7 +343,15 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal
 }
 
-async fn receive(state: &AppState, req: Request, lang: Lang) -> Result<JobCreated, ApiError> {
+/// Stores the upload as a job. `user`: whose history and counters its captions go to;
+/// `defaults`: option pairs (their preferences) that the request's own pairs override.
+async fn receive(
+    state: &AppState,
+    req: Request,
+    lang: Lang,
+    user: Option<&User>,
+    mut pairs: Vec<(String, String)>,
+) -> Result<JobCreated, ApiError> {
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -336,11 +366,12 @@ async fn receive(state: &AppState, req: Request, lang: Lang) -> Result<JobCreate
         });
     }
     let limit = state.config().job_max_bytes;
-    let mut pairs: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(crate::i18n::form_pairs)
-        .unwrap_or_default();
+    pairs.extend(
+        req.uri()
+            .query()
+            .map(crate::i18n::form_pairs)
+            .unwrap_or_default(),
+    );
     let id = random_hex(16);
     let db = &state.storage().db;
     let expires_ms =
@@ -348,7 +379,7 @@ async fn receive(state: &AppState, req: Request, lang: Lang) -> Result<JobCreate
     db.jobs()
         .create(&NewJob {
             id: &id,
-            user_id: None,
+            user_id: user.map(|u| u.id),
             options: "{}",
             webhook_url: None,
             webhook_secret: None,
@@ -793,12 +824,13 @@ async fn process(state: &AppState, item: ClaimedItem) {
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
         .collect();
     let key = input_key(&job.id, item.idx);
-    let outcome: Result<crate::caption::CaptionedImage, ApiError> = if item.attempts > MAX_ATTEMPTS
-    {
+    let mut input = None;
+    let outcome: Result<CaptionedImage, ApiError> = if item.attempts > MAX_ATTEMPTS {
         Err(ApiError::Internal)
     } else {
         match s.blobs.get(&key).await {
             Ok(bytes) => {
+                input = Some(bytes.clone());
                 let opts = Options::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 match opts {
                     Ok(opts) => caption_one(state, bytes, opts).await,
@@ -824,6 +856,7 @@ async fn process(state: &AppState, item: ClaimedItem) {
             Err(e) => e.code(),
         }])
         .inc();
+    let captioned = outcome.as_ref().ok().cloned();
     let item_out = match outcome {
         Ok(c) => BatchItem {
             filename: None,
@@ -842,6 +875,10 @@ async fn process(state: &AppState, item: ClaimedItem) {
         .await
     {
         Ok(true) => {
+            // Only the lease holder records, so a taken-over item never counts twice.
+            if let (Some(c), Some(bytes)) = (captioned, input) {
+                record(state, &job, bytes, c, &pairs).await;
+            }
             if let Err(e) = s.blobs.delete(&key).await {
                 tracing::warn!(error = %e, "deleting a captioned input failed; the sweeper will");
             }
@@ -856,11 +893,47 @@ async fn process(state: &AppState, item: ClaimedItem) {
     }
 }
 
+/// What a captioned item leaves behind, as a caption request does: the aggregate counters
+/// and, for a signed-in user's job, their counters, their history while it is on, and a
+/// training item while consent stands (all read now, so a change made meanwhile applies).
+async fn record(
+    state: &AppState,
+    job: &Job,
+    bytes: bytes::Bytes,
+    captioned: CaptionedImage,
+    pairs: &[(String, String)],
+) {
+    let user = match job.user_id {
+        None => None,
+        Some(id) => match state.storage().db.users().get(UserId(id)).await {
+            Ok(Some(u)) => Some(u),
+            // Erased meanwhile: nothing more of theirs is kept.
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a job's user failed");
+                return;
+            }
+        },
+    };
+    let Ok(opts) = Options::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) else {
+        return;
+    };
+    let uploads = [Upload {
+        filename: None,
+        bytes,
+    }];
+    let results = [ImageResult {
+        filename: None,
+        outcome: Ok(captioned),
+    }];
+    crate::rights::record_captions(state, user.as_ref(), &uploads, &results, &opts).await;
+}
+
 async fn caption_one(
     state: &AppState,
     bytes: bytes::Bytes,
     opts: Options,
-) -> Result<crate::caption::CaptionedImage, ApiError> {
+) -> Result<CaptionedImage, ApiError> {
     let captioner = state.captioner().clone();
     let langs = opts.languages(&captioner.info().languages, captioner.default_language())?;
     let metrics = state.metrics().clone();

@@ -3,11 +3,11 @@
 //! export ZIP and its link, preferences with the history and consent rules, withdrawal,
 //! erasure, and what a caption request leaves behind for a signed-in user.
 //!
-//! Anonymous caption requests write only the aggregate counters (`usage_daily`). A signed-in
-//! user's request also adds to their own counters; to their history only while history is on
-//! (text, settings, time, image size and format: never the image or its EXIF); and, only while
-//! training consent stands, the image's pixels (re-encoded as PNG, so without EXIF; encrypted)
-//! and the final caption to the training store.
+//! Anonymous caption requests and batch items write only the aggregate counters
+//! (`usage_daily`). A signed-in user's request (or batch job) also adds to their own counters;
+//! to their history only while history is on (text, settings, time, image size and format:
+//! never the image or its EXIF); and, only while training consent stands, the image's pixels
+//! (re-encoded as PNG, so without EXIF; encrypted) and the final caption to the training store.
 
 use std::io::Write;
 
@@ -23,7 +23,6 @@ use takarir_store::Sensitivity;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::auth::Auth;
 use crate::caption::{ImageResult, Options, Upload};
 use crate::error::ApiError;
 use crate::AppState;
@@ -38,6 +37,13 @@ pub const EXPORT_DAYS: i64 = 7;
 /// RFC 3339 text of a time.
 pub fn ts(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// RFC 3339 text of a time in Unix milliseconds (the job tables' clock).
+fn ts_ms(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .map(ts)
+        .unwrap_or_default()
 }
 
 fn ts_opt(t: Option<OffsetDateTime>) -> Value {
@@ -145,6 +151,19 @@ pub async fn access_document(state: &AppState, user: &User) -> Result<Value, Api
         .iter()
         .map(export_json)
         .collect();
+    let jobs: Vec<Value> = db
+        .jobs()
+        .list_for_user(id)
+        .await?
+        .iter()
+        .map(|j| {
+            json!({
+                "id": j.id, "status": j.status, "total": j.total, "done": j.done,
+                "failed": j.failed, "created_at": ts_ms(j.created_ms),
+                "finished_at": j.finished_ms.map(ts_ms), "expires_at": ts_ms(j.expires_ms),
+            })
+        })
+        .collect();
     let audit: Vec<Value> = db
         .audit()
         .list(id)
@@ -171,6 +190,7 @@ pub async fn access_document(state: &AppState, user: &User) -> Result<Value, Api
         "api_keys": keys,
         "sessions": sessions,
         "exports": exports,
+        "jobs": jobs,
         "audit": audit,
     }))
 }
@@ -431,19 +451,19 @@ pub fn preference_pairs(p: &takarir_store::preferences::Preferences) -> Vec<(Str
 /// Failures are logged, never the caller's problem (the captions are already made).
 pub async fn record_captions(
     state: &AppState,
-    auth: Option<&Auth>,
+    user: Option<&User>,
     uploads: &[Upload],
     results: &[ImageResult],
     opts: &Options,
 ) {
-    if let Err(e) = try_record(state, auth, uploads, results, opts).await {
+    if let Err(e) = try_record(state, user, uploads, results, opts).await {
         tracing::error!(error = ?e, "recording captions failed");
     }
 }
 
 async fn try_record(
     state: &AppState,
-    auth: Option<&Auth>,
+    user: Option<&User>,
     uploads: &[Upload],
     results: &[ImageResult],
     opts: &Options,
@@ -452,15 +472,13 @@ async fn try_record(
     let db = &st.db;
     let today = OffsetDateTime::now_utc().date();
     let style = opts.style.as_str();
-    let prefs = match auth {
-        Some(a) => Some(db.preferences().get_or_default(a.user.id).await?),
+    let prefs = match user {
+        Some(u) => Some(db.preferences().get_or_default(u.id).await?),
         None => None,
     };
-    let training = match (auth, &prefs) {
-        (Some(a), Some(p)) if p.training_consent => {
-            db.consents()
-                .is_granted(a.user.id, PURPOSE_TRAINING)
-                .await?
+    let training = match (user, &prefs) {
+        (Some(u), Some(p)) if p.training_consent => {
+            db.consents().is_granted(u.id, PURPOSE_TRAINING).await?
         }
         _ => false,
     };
@@ -476,17 +494,15 @@ async fn try_record(
         let mut first_history = None;
         for (lang, text) in &best {
             db.usage().add(today, lang, style, 1).await?;
-            let (Some(a), Some(p)) = (auth, &prefs) else {
+            let (Some(u), Some(p)) = (user, &prefs) else {
                 continue;
             };
-            db.user_usage()
-                .add(a.user.id, today, lang, style, 1)
-                .await?;
+            db.user_usage().add(u.id, today, lang, style, 1).await?;
             if p.history_enabled {
                 let h = db
                     .history()
                     .create(
-                        a.user.id,
+                        u.id,
                         NewHistoryEntry {
                             caption: text,
                             lang,
@@ -500,21 +516,21 @@ async fn try_record(
                 first_history.get_or_insert(h.id);
             }
         }
-        if let (true, Some(a), Some((lang, text)), Some(upload)) =
-            (training, auth, best.first(), uploads.get(i))
+        if let (true, Some(u), Some((lang, text)), Some(upload)) =
+            (training, user, best.first(), uploads.get(i))
         {
             let Some(png) = clean_copy(state, upload).await else {
                 continue;
             };
             let path = format!(
                 "{}/training/{}",
-                user_prefix(a.user.id),
+                user_prefix(u.id),
                 crate::auth::random_token()
             );
             st.blobs.put(&path, &png, Sensitivity::Personal).await?;
             db.training()
                 .create(
-                    a.user.id,
+                    u.id,
                     NewTrainingItem {
                         object_path: &path,
                         history_id: first_history,

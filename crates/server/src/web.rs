@@ -14,9 +14,9 @@ use crate::middleware::RequestCtx;
 use crate::AppState;
 
 /// Version and date of the privacy policy shown at `/privacy`.
-pub const PRIVACY_VERSION: &str = "2.0";
+pub const PRIVACY_VERSION: &str = "2.1";
 /// Date the privacy policy took effect (ISO 8601).
-pub const PRIVACY_DATE: &str = "2026-11-29";
+pub const PRIVACY_DATE: &str = "2026-11-30";
 
 const APP_JS: &str = include_str!("../static/app.js");
 const APP_CSS: &str = include_str!("../static/app.css");
@@ -253,7 +253,14 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
         form = opts.clone();
         let kept = sub.uploads.clone();
         let results = caption(&state, permit, sub.uploads, &opts).await?;
-        crate::rights::record_captions(&state, auth.as_ref(), &kept, &results, &opts).await;
+        crate::rights::record_captions(
+            &state,
+            auth.as_ref().map(|a| &a.user),
+            &kept,
+            &results,
+            &opts,
+        )
+        .await;
         Ok::<_, ApiError>(results)
     }
     .await;

@@ -1,8 +1,8 @@
 //! The account pages (`/account...`): sign-up, sign-in, email verification, password reset,
 //! and, signed in, the access page, which shows everything held about the user (profile,
-//! preferences, history, consents, usage, training items, keys, sessions, exports, and staff
-//! access to their data) with a form for each right. Server-rendered, Indonesian first, no
-//! JavaScript needed.
+//! preferences, history, consents, usage, training items, keys, sessions, exports, batch jobs,
+//! and staff access to their data) with a form for each right. Server-rendered, Indonesian
+//! first, no JavaScript needed.
 //!
 //! Every form carries a CSRF token: the session's when signed in, else the double-submit
 //! `takarir_csrf` cookie's (set by the page that shows the form). After a change the page
@@ -110,13 +110,16 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("key_scopes", "Cakupan", "Scopes"),
     ("key_create", "Buat kunci", "Create key"),
     ("key_once", "Salin kunci ini sekarang; kunci tidak akan ditampilkan lagi:", "Copy this key now; it will not be shown again:"),
+    ("jobs", "Tugas banyak foto", "Batch jobs"),
+    ("job_done", "diberi takarir", "captioned"),
+    ("job_failed", "gagal", "failed"),
     ("sessions", "Sesi aktif", "Active sessions"),
     ("last_used", "terakhir dipakai", "last used"),
     ("audit", "Akses staf ke data Anda", "Staff access to your data"),
     ("audit_none", "Belum pernah.", "Never."),
     ("reason", "Alasan", "Reason"),
     ("delete_account", "Hapus akun", "Delete account"),
-    ("delete_warn", "Semua data Anda (riwayat, preferensi, persetujuan, data pelatihan, ekspor, kunci) dihapus untuk selamanya.", "All your data (history, preferences, consents, training items, exports, keys) is deleted for good."),
+    ("delete_warn", "Semua data Anda (riwayat, preferensi, persetujuan, data pelatihan, ekspor, tugas, kunci) dihapus untuk selamanya.", "All your data (history, preferences, consents, training items, exports, batch jobs, keys) is deleted for good."),
     ("confirm_password", "Masukkan kata sandi untuk memastikan", "Enter your password to confirm"),
     ("deleted", "Akun Anda telah dihapus.", "Your account has been deleted."),
     ("verified_ok", "Alamat email Anda terverifikasi.", "Your email address is verified."),

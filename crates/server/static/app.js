@@ -198,6 +198,9 @@
     var xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/v1/jobs");
     xhr.setRequestHeader("Accept", "application/json");
+    // Signed in: the job is the account's (history, counters), as for single photos.
+    var jobCsrf = document.querySelector('meta[name="csrf-token"]');
+    if (jobCsrf) { xhr.setRequestHeader("X-CSRF-Token", jobCsrf.getAttribute("content")); }
     xhr.addEventListener("load", function () {
       var data = null;
       try { data = JSON.parse(xhr.responseText); } catch (err) { data = null; }

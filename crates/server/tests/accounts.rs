@@ -1419,6 +1419,199 @@ both_backends!(
     }
 );
 
+/// POSTs a batch job of `files` (sample photos, or `None` for a text file posing as a photo) as
+/// `who`; the job id.
+async fn create_job(e: &Env, who: &Who, files: &[Option<&str>]) -> String {
+    let mut form = Form::new();
+    for (i, f) in files.iter().enumerate() {
+        let bytes = match f {
+            Some(name) => sample(name),
+            None => b"only text, not a photo".to_vec(),
+        };
+        form = form.part("image", Part::bytes(bytes).file_name(format!("{i}.jpg")));
+    }
+    let r = who
+        .apply(e.client.post(e.url("/api/v1/jobs")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let v: Value = r.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Polls a job until it is done; its status.
+async fn job_done(e: &Env, id: &str) -> Value {
+    for _ in 0..600 {
+        let s: Value = e
+            .client
+            .get(e.url(&format!("/api/v1/jobs/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["status"] == "done" {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+both_backends!(
+    a_signed_in_users_batch_job_counts_like_their_captions,
+    |pg| {
+        let e = Env::start(pg, |_| {}).await;
+        let addr = email("tugas");
+        let who = e.register(&addr).await;
+        let uid = e.user_id(&addr).await;
+        let r = e
+            .call(
+                Method::PATCH,
+                "/api/v1/me/preferences",
+                &who,
+                Some(json!({"history_enabled": true, "training_consent": true, "lang": "en"})),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let usage_before = e
+            .scalar("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM usage_daily")
+            .await;
+
+        // Two photos and one bad file, with the session's CSRF token: the job is the user's.
+        let id = create_job(&e, &who, &[Some("coffee.jpg"), None, Some("rocket.jpg")]).await;
+        let s = job_done(&e, &id).await;
+        assert_eq!(
+            (s["done"].as_i64(), s["failed"].as_i64()),
+            (Some(2), Some(1))
+        );
+        let me: Value = e
+            .call(Method::GET, "/api/v1/me", &who, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        // The preference (English only) was the job's default; history and training as for
+        // single captions; the bad file leaves nothing.
+        let history = me["history"].as_array().unwrap();
+        assert_eq!(history.len(), 2, "{me}");
+        assert!(history
+            .iter()
+            .all(|h| h["lang"] == "en" && h["format"] == "jpeg"));
+        let results = e
+            .client
+            .get(e.url(&format!("/api/v1/jobs/{id}/results")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let texts: Vec<Value> = results
+            .lines()
+            .flat_map(|l| {
+                let row: Value = serde_json::from_str(l).unwrap();
+                row["captions"]
+                    .as_array()
+                    .map(|c| c.iter().map(|c| c["text"].clone()).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(texts.len(), 2, "{results}");
+        for h in history {
+            assert!(texts.contains(&h["caption"]), "{results}");
+        }
+        assert_eq!(me["usage"][0]["count"], 2);
+        assert_eq!(me["training_items"].as_array().unwrap().len(), 2);
+        let jobs = me["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0]["id"], id.as_str());
+        assert_eq!(
+            (jobs[0]["done"].as_i64(), jobs[0]["failed"].as_i64()),
+            (Some(2), Some(1))
+        );
+        assert!(jobs[0]["finished_at"].is_string());
+        assert_eq!(
+            e.scalar("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM usage_daily")
+                .await,
+            usage_before + 2
+        );
+        validate_against_schema(&zip_file(&export_zip(&e, &who).await, "data.json"));
+
+        // The cookie without its CSRF token (a forged cross-site upload): an anonymous job that
+        // writes nothing of the user's, only the aggregate counter.
+        let anon = create_job(
+            &e,
+            &Who::CookieOnly(who.cookie().to_string()),
+            &[Some("coffee.jpg")],
+        )
+        .await;
+        job_done(&e, &anon).await;
+        let me: Value = e
+            .call(Method::GET, "/api/v1/me", &who, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["history"].as_array().unwrap().len(), 2);
+        assert_eq!(me["jobs"].as_array().unwrap().len(), 1);
+        assert_eq!(me["usage"][0]["count"], 2);
+        assert_eq!(
+            e.scalar("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM usage_daily")
+                .await,
+            usage_before + 3
+        );
+
+        // Erasure takes the user's jobs, their results and any input still stored.
+        let leftover = format!("jobs/{id}/in/000099");
+        e.storage
+            .blobs
+            .put(
+                &leftover,
+                b"not yet captioned",
+                takarir_store::Sensitivity::Personal,
+            )
+            .await
+            .unwrap();
+        let r = e
+            .call(
+                Method::DELETE,
+                "/api/v1/me",
+                &who,
+                Some(json!({"password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert_eq!(e.rows_of("jobs", uid).await, 0);
+        assert!(e
+            .storage
+            .blobs
+            .list(&format!("jobs/{id}/"))
+            .await
+            .unwrap()
+            .is_empty());
+        let gone = e
+            .client
+            .get(e.url(&format!("/api/v1/jobs/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+        // The anonymous job is nobody's: it stays until it expires or its holder deletes it.
+        let kept = e
+            .client
+            .get(e.url(&format!("/api/v1/jobs/{anon}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(kept.status(), StatusCode::OK);
+        e.finish().await;
+    }
+);
+
 both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
     let e = Env::start(pg, |_| {}).await;
     let a = email("hapus");

@@ -313,9 +313,9 @@ async fn read_only_routes_answer_with_security_headers() {
         assert!(en.contains("<html lang=\"en\">"));
     }
     let privacy = s.get("/privacy").await.text().await.unwrap();
-    assert!(privacy.contains("Versi 2.0"));
+    assert!(privacy.contains("Versi 2.1"));
     assert!(privacy.contains("tidak disimpan"));
-    assert!(privacy.contains("2026-11-29"));
+    assert!(privacy.contains("2026-11-30"));
     let privacy_en = s.get("/privacy?lang=en").await.text().await.unwrap();
     assert!(privacy_en.contains("not stored"));
 

@@ -27,8 +27,13 @@ pub const ERASURE_PREFIX: &str = "erasure-log";
 /// Erases an account everywhere: its rows (one transaction, logged), its objects, and an
 /// erasure record outside the backups so a restore erases it again.
 pub async fn erase_user(db: &Db, blobs: &Blobs, user: UserId) -> Result<ErasureReport> {
+    // Inputs of the user's unfinished batch jobs live under the job, not the user's prefix.
+    let jobs = db.jobs().list_for_user(user).await?;
     let report = db.delete_user_everywhere(user).await?;
     blobs.delete_prefix(&user_prefix(user)).await?;
+    for job in jobs {
+        blobs.delete_prefix(&format!("jobs/{}/", job.id)).await?;
+    }
     let record = serde_json::json!({
         "subject_hash": report.entry.subject_hash,
         "erased_at": report.entry.erased_at.unix_timestamp(),

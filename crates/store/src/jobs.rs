@@ -343,6 +343,17 @@ impl Jobs<'_> {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// A user's batch jobs, oldest first (for their access document, and to delete the jobs'
+    /// objects when the account is erased).
+    pub async fn list_for_user(&self, user: UserId) -> Result<Vec<Job>> {
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = $1 ORDER BY created_ms, id");
+        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Job>(&sql)
+            .bind(user.0)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     /// Deletes a job and its items (the caller deletes its objects).
     pub async fn delete(&self, job: &str) -> Result<bool> {
         let n = on_db!(self.0, pool => sqlx::query("DELETE FROM jobs WHERE id = $1")
