@@ -24,7 +24,7 @@ CONFIG = {
     "dev_images": 500,
     "ft_lr": 1.5e-4, "ft_epochs": 2, "ft_caps_per_lang": 5,  # continue XE from xe_best over all captions
     # ft also fine-tunes the backbone from block 16 on (and its head) on cached inputs of that block: dev beam
-    # en/id 0.472/0.555 -> 0.483/0.585 before SCST, ~45 s more per ft epoch.
+    # en/id 0.472/0.555 -> 0.483/0.585 before SCST, ~70 s more per ft epoch.
     "ft_cnn_cut": 16, "cnn_lr": 5e-5,
     # SCST from the best XE checkpoint. Temperature 0.5 matters: after label smoothing (0.1 over 5,000 tokens) a
     # sample at temperature 1 usually holds a stray token, its reward is noise (mean 0.2 vs 0.53), and English
@@ -34,7 +34,7 @@ CONFIG = {
     "scst_lr": 1e-5, "scst_lrs": [5e-5, 2.5e-5], "scst_epochs": 2, "scst_images": 6000, "scst_batch_images": 12,
     "scst_samples": 5, "scst_max_tokens": 24, "scst_temperature": 0.5,
     "length_penalties": [0.6, 1.0, 1.4],
-    # Only SCST's best competes in the final dev selection (each candidate costs ~3 min per length penalty; the
+    # Only SCST's best competes in the final dev selection (each candidate costs ~1 min per length penalty; the
     # XE and ft checkpoints never won it).
     "eval_stages": ["scst"],
 }
