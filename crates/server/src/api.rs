@@ -215,12 +215,7 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
         let req = unread.as_ref().expect("body not yet read");
         state.rate_limit(client_ip(req, state.config().trust_forwarded_for))?;
         let headers = req.headers().clone();
-        let auth = crate::auth::caption_auth(
-            crate::auth::authenticate(&state, &headers).await?,
-            &headers,
-            None,
-        )?;
-        let prefs = crate::auth::effective_preferences(&state, auth.as_ref(), &headers).await?;
+        let (auth, prefs) = crate::auth::api_caption_caller(&state, &headers).await?;
         let permit = state.queue_permit()?;
         let mut sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         hint = sub.lang_hint();

@@ -296,6 +296,17 @@ pub fn caption_auth(
     }
 }
 
+/// The caller of a caption API request or batch job (the CSRF token in the header only; see
+/// [`caption_auth`]) and the preferences that are its default options.
+pub async fn api_caption_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Option<Auth>, takarir_store::preferences::Preferences), ApiError> {
+    let auth = caption_auth(authenticate(state, headers).await?, headers, None)?;
+    let prefs = effective_preferences(state, auth.as_ref(), headers).await?;
+    Ok((auth, prefs))
+}
+
 /// Preferences of a signed-out browser, kept in the `takarir_prefs` cookie as
 /// `lang.id~style.short~alt.2` (only those three; history and training need an account).
 pub const PREFS_COOKIE: &str = "takarir_prefs";

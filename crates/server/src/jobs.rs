@@ -171,32 +171,25 @@ pub struct JobForm {
         (status = 202, description = "Accepted; poll the status URL", body = JobCreated),
         (status = 400, description = "Bad option, bad or non-public webhook, no file, too many files", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Upload over job_max_bytes", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown API key", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "API key without the `captions` scope", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not a multipart form", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (see Retry-After)", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create(State(state): State<AppState>, req: Request) -> Response {
     let lang = Lang::negotiate(req.uri(), req.headers());
     // A job costs one token of the client's caption rate limit, like one caption request.
     let ip = crate::caption::client_ip(&req, state.config().trust_forwarded_for);
-    if let Err(e) = state.rate_limit(ip) {
-        let cap = state.config().job_max_bytes.saturating_add(1 << 20);
-        crate::caption::discard_unread(&state, req, cap).await;
-        return e.into_response();
-    }
-    // Who the job's captions count for, as for `POST /api/v1/captions`: a key with the
-    // `captions` scope, or a session with its CSRF token; their preferences are the defaults.
     let headers = req.headers().clone();
-    let who = async {
-        let auth = crate::auth::caption_auth(
-            crate::auth::authenticate(&state, &headers).await?,
-            &headers,
-            None,
-        )?;
-        let prefs = crate::auth::effective_preferences(&state, auth.as_ref(), &headers).await?;
-        Ok::<_, ApiError>((auth.map(|a| a.user), prefs))
+    let caller = async {
+        state.rate_limit(ip)?;
+        // Who the job's captions count for, as for `POST /api/v1/captions`: a key with the
+        // `captions` scope, or a session with its CSRF token; their preferences are defaults.
+        crate::auth::api_caption_caller(&state, &headers).await
     };
-    let (user, prefs) = match who.await {
-        Ok(w) => w,
+    let (auth, prefs) = match caller.await {
+        Ok(c) => c,
         Err(e) => {
             let cap = state.config().job_max_bytes.saturating_add(1 << 20);
             crate::caption::discard_unread(&state, req, cap).await;
@@ -204,6 +197,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> Response {
         }
     };
     let defaults = crate::rights::preference_pairs(&prefs);
+    let user = auth.map(|a| a.user);
     match receive(&state, req, lang, user.as_ref(), defaults).await {
         Ok(created) => (StatusCode::ACCEPTED, Json(created)).into_response(),
         Err(e) => e.into_response(),

@@ -1445,11 +1445,13 @@ async fn create_job(e: &Env, who: &Who, files: &[Option<&str>]) -> String {
 async fn job_done(e: &Env, id: &str) -> Value {
     for _ in 0..600 {
         let s: Value = e
-            .client
-            .get(e.url(&format!("/api/v1/jobs/{id}")))
-            .send()
+            .call(
+                Method::GET,
+                &format!("/api/v1/jobs/{id}"),
+                &Who::Nobody,
+                None,
+            )
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -1502,11 +1504,13 @@ both_backends!(
             .iter()
             .all(|h| h["lang"] == "en" && h["format"] == "jpeg"));
         let results = e
-            .client
-            .get(e.url(&format!("/api/v1/jobs/{id}/results")))
-            .send()
+            .call(
+                Method::GET,
+                &format!("/api/v1/jobs/{id}/results"),
+                &Who::Nobody,
+                None,
+            )
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -1594,19 +1598,23 @@ both_backends!(
             .unwrap()
             .is_empty());
         let gone = e
-            .client
-            .get(e.url(&format!("/api/v1/jobs/{id}")))
-            .send()
-            .await
-            .unwrap();
+            .call(
+                Method::GET,
+                &format!("/api/v1/jobs/{id}"),
+                &Who::Nobody,
+                None,
+            )
+            .await;
         assert_eq!(gone.status(), StatusCode::NOT_FOUND);
         // The anonymous job is nobody's: it stays until it expires or its holder deletes it.
         let kept = e
-            .client
-            .get(e.url(&format!("/api/v1/jobs/{anon}")))
-            .send()
-            .await
-            .unwrap();
+            .call(
+                Method::GET,
+                &format!("/api/v1/jobs/{anon}"),
+                &Who::Nobody,
+                None,
+            )
+            .await;
         assert_eq!(kept.status(), StatusCode::OK);
         e.finish().await;
     }
