@@ -93,30 +93,18 @@ pub fn user_json(u: &User) -> Value {
 
 /// Sends the verification link for the user's current address.
 pub async fn send_verification(state: &AppState, user: &User, lang: Lang) -> Result<(), ApiError> {
-    let token = auth::random_token();
-    let expires = OffsetDateTime::now_utc() + time::Duration::hours(VERIFY_HOURS);
-    state
-        .storage()
-        .db
-        .email_tokens()
-        .create(user.id, TokenPurpose::Verify, &token, &user.email, expires)
-        .await?;
-    let url = format!(
-        "{}/account/verify?token={token}",
-        state.config().public_url()
-    );
-    let (subject, body) = match lang {
+    let h = VERIFY_HOURS;
+    send_link(state, user, TokenPurpose::Verify, h, "/account/verify", |url| match lang {
         Lang::Id => (
             "Takarir: pastikan alamat email Anda",
-            format!("Buka tautan ini untuk memastikan alamat email akun Takarir Anda (berlaku {VERIFY_HOURS} jam):\n{url}\n\nAbaikan email ini jika Anda tidak mendaftar."),
+            format!("Buka tautan ini untuk memastikan alamat email akun Takarir Anda (berlaku {h} jam):\n{url}\n\nAbaikan email ini jika Anda tidak mendaftar."),
         ),
         Lang::En => (
             "Takarir: verify your email address",
-            format!("Open this link to verify the email address of your Takarir account (valid {VERIFY_HOURS} hours):\n{url}\n\nIgnore this email if you did not sign up."),
+            format!("Open this link to verify the email address of your Takarir account (valid {h} hours):\n{url}\n\nIgnore this email if you did not sign up."),
         ),
-    };
-    state.mailer().send_logged(&user.email, subject, body).await;
-    Ok(())
+    })
+    .await
 }
 
 /// Sends a password-reset link, if the address has an account (the answer never says).
@@ -124,28 +112,40 @@ pub async fn send_reset(state: &AppState, email: &str, lang: Lang) -> Result<(),
     let Some(user) = state.storage().db.users().get_by_email(email).await? else {
         return Ok(());
     };
+    let h = RESET_HOURS;
+    send_link(state, &user, TokenPurpose::Reset, h, "/account/reset", |url| match lang {
+        Lang::Id => (
+            "Takarir: atur ulang kata sandi",
+            format!("Buka tautan ini untuk membuat kata sandi baru (berlaku {h} jam):\n{url}\n\nAbaikan email ini jika Anda tidak memintanya."),
+        ),
+        Lang::En => (
+            "Takarir: reset your password",
+            format!("Open this link to choose a new password (valid {h} hours):\n{url}\n\nIgnore this email if you did not ask for it."),
+        ),
+    })
+    .await
+}
+
+/// Stores a one-use token for `purpose`, valid `hours`, and emails the user the link
+/// `<public url><path>?token=...` with the subject and body that `compose` makes of it.
+async fn send_link(
+    state: &AppState,
+    user: &User,
+    purpose: TokenPurpose,
+    hours: i64,
+    path: &str,
+    compose: impl FnOnce(&str) -> (&'static str, String),
+) -> Result<(), ApiError> {
     let token = auth::random_token();
-    let expires = OffsetDateTime::now_utc() + time::Duration::hours(RESET_HOURS);
+    let expires = OffsetDateTime::now_utc() + time::Duration::hours(hours);
     state
         .storage()
         .db
         .email_tokens()
-        .create(user.id, TokenPurpose::Reset, &token, &user.email, expires)
+        .create(user.id, purpose, &token, &user.email, expires)
         .await?;
-    let url = format!(
-        "{}/account/reset?token={token}",
-        state.config().public_url()
-    );
-    let (subject, body) = match lang {
-        Lang::Id => (
-            "Takarir: atur ulang kata sandi",
-            format!("Buka tautan ini untuk membuat kata sandi baru (berlaku {RESET_HOURS} jam):\n{url}\n\nAbaikan email ini jika Anda tidak memintanya."),
-        ),
-        Lang::En => (
-            "Takarir: reset your password",
-            format!("Open this link to choose a new password (valid {RESET_HOURS} hours):\n{url}\n\nIgnore this email if you did not ask for it."),
-        ),
-    };
+    let url = format!("{}{path}?token={token}", state.config().public_url());
+    let (subject, body) = compose(&url);
     state.mailer().send_logged(&user.email, subject, body).await;
     Ok(())
 }
