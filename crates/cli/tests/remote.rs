@@ -7,6 +7,26 @@ use serde_json::Value;
 mod common;
 use common::root;
 
+/// `takarir serve` with the tiny test model and its data under `dir`: the process and its URL.
+async fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
+    let port = common::free_port();
+    let server = Command::new(env!("CARGO_BIN_EXE_takarir"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TAKARIR_DATA_DIR", dir.join("data"))
+        .env(
+            "TAKARIR_MODEL",
+            root().join("fixtures/parity/vit-gpt2-tiny"),
+        )
+        .env("TAKARIR_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    common::wait_healthy(&base).await;
+    (server, base)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caption_through_a_server_job() {
     let tmp = tempfile::tempdir().unwrap();
@@ -19,21 +39,7 @@ async fn caption_through_a_server_job() {
     )
     .unwrap();
     std::fs::write(photos.join("broken.jpg"), b"\xff\xd8\xff\xe0 not really").unwrap();
-    let port = common::free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_takarir"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("TAKARIR_DATA_DIR", tmp.path().join("data"))
-        .env(
-            "TAKARIR_MODEL",
-            root().join("fixtures/parity/vit-gpt2-tiny"),
-        )
-        .env("TAKARIR_THREADS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    common::wait_healthy(&base).await;
+    let (mut server, base) = serve(tmp.path()).await;
 
     let out = Command::new(env!("CARGO_BIN_EXE_takarir"))
         .args([
@@ -79,4 +85,111 @@ async fn caption_through_a_server_job() {
     let objects = tmp.path().join("data/objects/jobs");
     let left = std::fs::read_dir(&objects).map(|d| d.count()).unwrap_or(0);
     assert_eq!(left, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_makes_the_job_the_accounts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in ["coffee.jpg", "rocket.jpg"] {
+        std::fs::copy(root().join("samples").join(name), photos.join(name)).unwrap();
+    }
+    let (mut server, base) = serve(tmp.path()).await;
+    let http = reqwest::Client::new();
+    // An account with history on, and a key for the command line.
+    let res = http
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&serde_json::json!({"email": "cli@contoh.id", "password": "jerapah-berlari-cepat-9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("takarir_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_string();
+    let csrf = res.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let session = |r: reqwest::RequestBuilder| {
+        r.header("cookie", format!("takarir_session={cookie}"))
+            .header("x-csrf-token", &csrf)
+    };
+    let r = session(http.patch(format!("{base}/api/v1/me/preferences")))
+        .json(&serde_json::json!({"history_enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = session(http.post(format!("{base}/api/v1/me/api-keys")))
+        .json(&serde_json::json!({"name": "cli", "scopes": ["captions", "read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let key = r.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let caption = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_takarir"))
+            .args(["caption", "--server", &base, "--lang", "en", "--jsonl"])
+            .arg(&photos)
+            .env("TAKARIR_API_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let out = caption(&key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let texts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["captions"][0]["text"].clone())
+        .collect();
+    assert_eq!(texts.len(), 2);
+    let history: Value = http
+        .get(format!("{base}/api/v1/me/history"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept: Vec<Value> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["caption"].clone())
+        .collect();
+    assert_eq!(kept.len(), 2, "{history}");
+    assert!(kept.iter().all(|c| texts.contains(c)), "{history}");
+
+    // An unknown key is refused, not quietly made anonymous; the key needs a server.
+    let out = caption("tk_not_a_key");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_takarir"))
+        .args(["caption", "--api-key", "k"])
+        .arg(&photos)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

@@ -54,6 +54,15 @@ pub struct Args {
     /// --lang and --alternatives apply there
     #[arg(long, value_name = "URL")]
     server: Option<String>,
+    /// With --server: an API key with the `captions` scope, so that the job is the account's
+    /// (its captions enter the account's history while history is on); anonymous without one
+    #[arg(
+        long,
+        env = "TAKARIR_API_KEY",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    api_key: Option<String>,
 }
 
 /// Generation options shared by `caption`, `eval` and `bench`; unset ones keep the model's defaults.
@@ -223,6 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
         return super::remote::run(super::remote::Remote {
             server,
+            api_key: args.api_key.as_deref(),
             files: &files,
             lang: g.lang.as_deref(),
             alternatives: g.alternatives,

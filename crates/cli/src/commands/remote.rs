@@ -14,6 +14,8 @@ use super::caption::csv_field;
 /// What the remote run needs from `caption`'s arguments.
 pub struct Remote<'a> {
     pub server: &'a str,
+    /// Sent as a bearer token with the job, which then belongs to the key's account.
+    pub api_key: Option<&'a str>,
     pub files: &'a [PathBuf],
     pub lang: Option<&'a str>,
     pub alternatives: Option<usize>,
@@ -62,9 +64,11 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
     if sent.is_empty() {
         return Ok(1);
     }
-    let res = client
-        .post(format!("{base}/api/v1/jobs"))
-        .multipart(form)
+    let mut req = client.post(format!("{base}/api/v1/jobs")).multipart(form);
+    if let Some(key) = r.api_key {
+        req = req.bearer_auth(key);
+    }
+    let res = req
         .send()
         .await
         .with_context(|| format!("sending the job to {base}"))?;
