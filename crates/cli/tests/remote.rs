@@ -177,7 +177,7 @@ async fn an_api_key_makes_the_job_the_accounts() {
     assert!(kept.iter().all(|c| texts.contains(c)), "{history}");
 
     // An unknown key is refused, not quietly made anonymous; the key needs a server.
-    let out = caption("tk_not_a_key");
+    let out = caption("tkr_not_a_key");
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("401"),
