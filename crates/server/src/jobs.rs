@@ -817,20 +817,20 @@ async fn process(state: &AppState, item: ClaimedItem) {
         .filter(|(k, _)| k.as_str() != "ui")
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
         .collect();
+    let opts = Options::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let key = input_key(&job.id, item.idx);
     let mut input = None;
     let outcome: Result<CaptionedImage, ApiError> = if item.attempts > MAX_ATTEMPTS {
         Err(ApiError::Internal)
     } else {
         match s.blobs.get(&key).await {
-            Ok(bytes) => {
-                input = Some(bytes.clone());
-                let opts = Options::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-                match opts {
-                    Ok(opts) => caption_one(state, bytes, opts).await,
-                    Err(e) => Err(e),
+            Ok(bytes) => match &opts {
+                Ok(o) => {
+                    input = Some(bytes.clone());
+                    caption_one(state, bytes, o.clone()).await
                 }
-            }
+                Err(e) => Err(e.clone()),
+            },
             Err(takarir_store::Error::ObjectStore(
                 takarir_store::object_store::Error::NotFound { .. },
             )) => Err(ApiError::JobInputLost),
@@ -870,8 +870,8 @@ async fn process(state: &AppState, item: ClaimedItem) {
     {
         Ok(true) => {
             // Only the lease holder records, so a taken-over item never counts twice.
-            if let (Some(c), Some(bytes)) = (captioned, input) {
-                record(state, &job, bytes, c, &pairs).await;
+            if let (Some(c), Some(bytes), Ok(opts)) = (captioned, input, &opts) {
+                record(state, &job, bytes, c, opts).await;
             }
             if let Err(e) = s.blobs.delete(&key).await {
                 tracing::warn!(error = %e, "deleting a captioned input failed; the sweeper will");
@@ -895,7 +895,7 @@ async fn record(
     job: &Job,
     bytes: bytes::Bytes,
     captioned: CaptionedImage,
-    pairs: &[(String, String)],
+    opts: &Options,
 ) {
     let user = match job.user_id {
         None => None,
@@ -909,9 +909,6 @@ async fn record(
             }
         },
     };
-    let Ok(opts) = Options::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) else {
-        return;
-    };
     let uploads = [Upload {
         filename: None,
         bytes,
@@ -920,7 +917,7 @@ async fn record(
         filename: None,
         outcome: Ok(captioned),
     }];
-    crate::rights::record_captions(state, user.as_ref(), &uploads, &results, &opts).await;
+    crate::rights::record_captions(state, user.as_ref(), &uploads, &results, opts).await;
 }
 
 async fn caption_one(
