@@ -13,7 +13,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
-use common::{model_dir, sample};
+use common::{model_dir, sample, wait_done};
 use takarir_server::{AppState, Server, ServerConfig, Storage};
 use takarir_store::users::{NewUser, Role, UserId};
 use takarir_store::Db;
@@ -1441,28 +1441,6 @@ async fn create_job(e: &Env, who: &Who, files: &[Option<&str>]) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-/// Polls a job until it is done; its status.
-async fn job_done(e: &Env, id: &str) -> Value {
-    for _ in 0..600 {
-        let s: Value = e
-            .call(
-                Method::GET,
-                &format!("/api/v1/jobs/{id}"),
-                &Who::Nobody,
-                None,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        if s["status"] == "done" {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {id} did not finish");
-}
-
 both_backends!(
     a_signed_in_users_batch_job_counts_like_their_captions,
     |pg| {
@@ -1485,7 +1463,7 @@ both_backends!(
 
         // Two photos and one bad file, with the session's CSRF token: the job is the user's.
         let id = create_job(&e, &who, &[Some("coffee.jpg"), None, Some("rocket.jpg")]).await;
-        let s = job_done(&e, &id).await;
+        let s = wait_done(&e.client, &e.base, &id).await;
         assert_eq!(
             (s["done"].as_i64(), s["failed"].as_i64()),
             (Some(2), Some(1))
@@ -1553,7 +1531,7 @@ both_backends!(
             &[Some("coffee.jpg")],
         )
         .await;
-        job_done(&e, &anon).await;
+        wait_done(&e.client, &e.base, &anon).await;
         let me: Value = e
             .call(Method::GET, "/api/v1/me", &who, None)
             .await

@@ -12,7 +12,7 @@ use reqwest::Client;
 use serde_json::Value;
 use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
-use common::{model_dir, sample};
+use common::{model_dir, sample, wait_done, wait_for};
 use takarir_server::{AppState, Server, ServerConfig, Storage};
 
 struct Node {
@@ -107,39 +107,6 @@ fn tricky_zip() -> Vec<u8> {
     w.write_all(b"this is text, not a photo").unwrap();
     w.start_file("empty.png", o).unwrap();
     w.finish().unwrap().into_inner()
-}
-
-async fn wait_done(client: &Client, base: &str, id: &str) -> Value {
-    wait_for(client, base, id, 600, |s| s["status"] == "done")
-        .await
-        .unwrap_or_else(|s| panic!("job {id} did not finish: {s}"))
-}
-
-/// Polls the job's status every 100 ms, at most `tries` times, until `until` holds: Ok with
-/// that status, or Err with the last one.
-async fn wait_for(
-    client: &Client,
-    base: &str,
-    id: &str,
-    tries: usize,
-    until: impl Fn(&Value) -> bool,
-) -> Result<Value, Value> {
-    let mut s = Value::Null;
-    for _ in 0..tries {
-        s = client
-            .get(format!("{base}/api/v1/jobs/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if until(&s) {
-            return Ok(s);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(s)
 }
 
 /// POSTs a job form; the creation answer as JSON.

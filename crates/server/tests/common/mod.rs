@@ -2,6 +2,10 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Client;
+use serde_json::Value;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -46,4 +50,38 @@ pub async fn fresh_postgres_url() -> String {
     takarir_store::test_support::fresh_postgres_database("takarir_srv")
         .await
         .1
+}
+
+/// Polls the job's status until it is done (a minute at most); that status.
+pub async fn wait_done(client: &Client, base: &str, id: &str) -> Value {
+    wait_for(client, base, id, 600, |s| s["status"] == "done")
+        .await
+        .unwrap_or_else(|s| panic!("job {id} did not finish: {s}"))
+}
+
+/// Polls the job's status every 100 ms, at most `tries` times, until `until` holds: Ok with
+/// that status, or Err with the last one.
+pub async fn wait_for(
+    client: &Client,
+    base: &str,
+    id: &str,
+    tries: usize,
+    until: impl Fn(&Value) -> bool,
+) -> Result<Value, Value> {
+    let mut s = Value::Null;
+    for _ in 0..tries {
+        s = client
+            .get(format!("{base}/api/v1/jobs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if until(&s) {
+            return Ok(s);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(s)
 }
