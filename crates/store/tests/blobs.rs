@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use bytes::Bytes;
+use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
 use object_store::PutPayload;
 use takarir_store::{Blobs, Error, KeyRing, Sensitivity};
 
@@ -328,6 +330,167 @@ both_stores!(key_rotation_keeps_old_objects_readable, |place| {
         .put("public/x", b"x", Sensitivity::Public)
         .await
         .unwrap();
+});
+
+/// Content bytes per chunk of a streamed personal object, and its header's length
+/// (`TKRB 02 | 1 | "k1" | nonce | wrapped key | chunk length | nonce prefix`).
+const CHUNK: usize = 64 * 1024;
+const STREAM_HEADER: usize = 6 + 2 + 12 + 48 + 4 + 7;
+const TAG: usize = 16;
+
+/// `len` bytes that differ from chunk to chunk, so a moved chunk cannot read as another.
+fn content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// `data` as a stream of `piece`-byte pieces, as an upload or a ZIP writer would yield it.
+fn pieces(data: &[u8], piece: usize) -> impl Stream<Item = Result<Bytes, Error>> + Unpin {
+    let parts: Vec<_> = data
+        .chunks(piece.max(1))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    stream::iter(parts)
+}
+
+async fn read_streamed(blobs: &Blobs, path: &str) -> Result<Vec<u8>, Error> {
+    let (_, s) = blobs.get_stream(path).await?;
+    let parts: Vec<Bytes> = s.try_collect().await?;
+    Ok(parts.concat())
+}
+
+both_stores!(streamed_objects_round_trip_at_every_size, |place| {
+    let blobs = place.blobs(&ring1());
+    // 11 MiB: three parts of an S3 multipart upload (5 MiB each but the last).
+    for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5, 11 << 20] {
+        let data = content(len);
+        let path = format!("users/1/exports/{len}.zip");
+        let (info, n) = blobs
+            .put_stream(&path, pieces(&data, 10_000), Sensitivity::Personal)
+            .await
+            .unwrap();
+        assert_eq!((n, info.key_id.as_deref()), (len as u64, Some("k1")));
+        assert_eq!(blobs.get(&path).await.unwrap(), data, "whole, {len} bytes");
+        let (info, s) = blobs.get_stream(&path).await.unwrap();
+        assert_eq!(info.sensitivity, Sensitivity::Personal);
+        let parts: Vec<Bytes> = s.try_collect().await.unwrap();
+        assert!(
+            parts.iter().all(|p| p.len() <= CHUNK),
+            "read a chunk at a time"
+        );
+        assert_eq!(parts.concat(), data, "streamed, {len} bytes");
+        // Chunked: one tag per chunk (at least one, the empty last chunk of an empty object),
+        // nothing of the content in the clear.
+        let stored = raw(&blobs, &path).await;
+        assert!(stored.starts_with(b"TKRB\x02\x02k1"));
+        let chunks = len.div_ceil(CHUNK).max(1);
+        assert_eq!(
+            stored.len(),
+            STREAM_HEADER + len + chunks * TAG,
+            "{len} bytes"
+        );
+        if len >= 64 {
+            assert!(!contains(&stored, &data[..64]));
+        }
+    }
+    // Public objects stream as they are.
+    let data = content(CHUNK + 3);
+    blobs
+        .put_stream("public/big.bin", pieces(&data, 777), Sensitivity::Public)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw(&blobs, "public/big.bin").await,
+        [b"TKRB\x00".as_slice(), &data].concat()
+    );
+    assert_eq!(read_streamed(&blobs, "public/big.bin").await.unwrap(), data);
+    // Objects written whole read as a stream too.
+    blobs
+        .put("users/1/a.jpg", PHOTO, Sensitivity::Personal)
+        .await
+        .unwrap();
+    assert_eq!(read_streamed(&blobs, "users/1/a.jpg").await.unwrap(), PHOTO);
+    // A failing source stores nothing, and replaces nothing.
+    let failing = pieces(&data, 1000).chain(stream::iter([Err(Error::NotFound)]));
+    let got = blobs
+        .put_stream("users/1/exports/0.zip", failing, Sensitivity::Personal)
+        .await;
+    assert!(matches!(got, Err(Error::NotFound)), "{got:?}");
+    assert!(blobs.get("users/1/exports/0.zip").await.unwrap().is_empty());
+    let got = blobs
+        .put_stream(
+            "users/1/exports/new.zip",
+            pieces(&data, 1000).chain(stream::iter([Err(Error::NotFound)])),
+            Sensitivity::Personal,
+        )
+        .await;
+    assert!(got.is_err());
+    assert!(matches!(
+        blobs.get("users/1/exports/new.zip").await,
+        Err(Error::NotFound)
+    ));
+});
+
+both_stores!(streamed_objects_detect_tampering, |place| {
+    let blobs = place.blobs(&ring1());
+    let data = content(3 * CHUNK + 5);
+    let path = "users/1/exports/e.zip";
+    blobs
+        .put_stream(path, pieces(&data, 4096), Sensitivity::Personal)
+        .await
+        .unwrap();
+    let stored = raw(&blobs, path).await;
+    let unit = CHUNK + TAG;
+    let chunk =
+        |i: usize| STREAM_HEADER + i * unit..(STREAM_HEADER + (i + 1) * unit).min(stored.len());
+
+    let mut flipped = stored.clone();
+    flipped[chunk(1).start + 100] ^= 1;
+    let mut swapped = stored[..STREAM_HEADER].to_vec();
+    for i in [1, 0, 2, 3] {
+        swapped.extend_from_slice(&stored[chunk(i)]);
+    }
+    let mut appended = stored.clone();
+    appended.extend_from_slice(&stored[chunk(3)]);
+    let mut longer_chunks = stored.clone();
+    longer_chunks[STREAM_HEADER - 9] ^= 1;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a flipped bit in chunk 1", flipped),
+        ("the last chunk dropped", stored[..chunk(3).start].to_vec()),
+        ("cut inside a chunk", stored[..chunk(2).start + 10].to_vec()),
+        ("chunks 0 and 1 swapped", swapped),
+        ("the last chunk twice", appended),
+        ("another chunk length", longer_chunks),
+        ("cut inside the header", stored[..50].to_vec()),
+    ];
+    for (what, bad) in cases {
+        put_raw(&blobs, path, bad).await;
+        let got = blobs.get(path).await;
+        assert!(matches!(got, Err(Error::Tampered(_))), "{what}: {got:?}");
+        let got = read_streamed(&blobs, path).await;
+        assert!(
+            matches!(got, Err(Error::Tampered(_))),
+            "{what}, streamed: {got:?}"
+        );
+    }
+    // Chunks before a damaged one arrive; the stream then fails, it never ends early.
+    let mut flipped = stored.clone();
+    flipped[chunk(2).start] ^= 1;
+    put_raw(&blobs, path, flipped).await;
+    let (_, mut s) = blobs.get_stream(path).await.unwrap();
+    assert_eq!(s.next().await.unwrap().unwrap(), &data[..CHUNK]);
+    assert_eq!(s.next().await.unwrap().unwrap(), &data[CHUNK..2 * CHUNK]);
+    assert!(matches!(s.next().await, Some(Err(Error::Tampered(_)))));
+    // An intact object copied to another user's prefix does not decrypt there.
+    put_raw(&blobs, "users/2/exports/e.zip", stored.clone()).await;
+    assert!(matches!(
+        blobs.get("users/2/exports/e.zip").await,
+        Err(Error::Tampered(_))
+    ));
+    // A ring without its key says which key it lacks.
+    let only_k2 = place.blobs(&KeyRing::new().with_key("k2", &KEY2).unwrap());
+    put_raw(&blobs, path, stored.clone()).await;
+    assert!(matches!(only_k2.get_stream(path).await, Err(Error::UnknownKey(k)) if k == "k1"));
+    assert_eq!(blobs.get(path).await.unwrap(), data);
 });
 
 both_stores!(delete_prefix_removes_everything_under_a_user, |place| {
