@@ -8,11 +8,13 @@
 //! (`read` to read, `write` to change). Key management, email change and erasure need a
 //! session (a key cannot make keys or delete the account).
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
+use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use takarir_store::api_keys::ApiKeyId;
@@ -876,7 +878,12 @@ async fn download_export(
     State(state): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Response, ApiError> {
-    let zip = rights::export_by_token(&state, &token).await?;
+    let (size, zip) = rights::export_by_token(&state, &token).await?;
+    // Streamed as it is decrypted. A chunk that fails authentication midway cuts the
+    // download short (the length promised is not reached), and is logged.
+    let body = Body::from_stream(zip.inspect_err(|e| {
+        tracing::error!(error = %e, "an export failed authentication while downloading");
+    }));
     Ok((
         [
             (
@@ -888,8 +895,9 @@ async fn download_export(
                 HeaderValue::from_static("attachment; filename=\"takarir-export.zip\""),
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::CONTENT_LENGTH, HeaderValue::from(size)),
         ],
-        zip,
+        body,
     )
         .into_response())
 }

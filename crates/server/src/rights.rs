@@ -9,8 +9,11 @@
 //! never the image or its EXIF); and, only while training consent stands, the image's pixels
 //! (re-encoded as PNG, so without EXIF; encrypted) and the final caption to the training store.
 
-use std::io::Write;
-
+use async_zip::tokio::write::ZipFileWriter;
+use async_zip::{Compression, ZipEntryBuilder};
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use takarir_store::consents::PURPOSE_TRAINING;
@@ -22,6 +25,7 @@ use takarir_store::users::User;
 use takarir_store::Sensitivity;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use tokio_util::io::ReaderStream;
 
 use crate::caption::{ImageResult, Options, Upload};
 use crate::error::ApiError;
@@ -214,54 +218,77 @@ fn training_file(id: i64, format: &str) -> String {
 
 /// Builds the export ZIP (`data.json` and the training images), stores it encrypted under the
 /// user's prefix, and returns it with the secret download token (valid [`EXPORT_DAYS`] days).
+///
+/// The ZIP is written into one end of a pipe while the other end is encrypted and uploaded in
+/// chunks, so an export holds one training image in memory at a time, whatever its size.
 pub async fn create_export(state: &AppState, user: &User) -> Result<(Export, String), ApiError> {
     let st = state.storage();
     let doc = access_document(state, user).await?;
-    let mut files: Vec<(String, Vec<u8>)> = vec![(
-        "data.json".into(),
-        serde_json::to_vec_pretty(&doc).map_err(|_| ApiError::Internal)?,
-    )];
-    for item in st.db.training().list(user.id).await? {
-        let bytes = st.blobs.get(&item.object_path).await?;
-        files.push((training_file(item.id.0, &item.format), bytes.to_vec()));
-    }
-    let zip = tokio::task::spawn_blocking(move || zip_files(&files))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "export zip failed");
-            ApiError::Internal
-        })?;
-    let token = crate::auth::random_token();
+    let data_json = serde_json::to_vec_pretty(&doc).map_err(|_| ApiError::Internal)?;
+    let items = st.db.training().list(user.id).await?;
     let path = format!(
         "{}/exports/{}.zip",
         user_prefix(user.id),
         crate::auth::random_token()
     );
-    st.blobs.put(&path, &zip, Sensitivity::Personal).await?;
+    let (zip_end, upload_end) = tokio::io::duplex(64 * 1024);
+    let write = async {
+        // Stored, not deflated: the images are compressed already and data.json is small.
+        let entry = |name: String| ZipEntryBuilder::new(name.into(), Compression::Stored);
+        let mut zip = ZipFileWriter::with_tokio(zip_end);
+        zip.write_entry_whole(entry("data.json".into()), &data_json)
+            .await
+            .map_err(zip_failed)?;
+        for item in &items {
+            let bytes = st.blobs.get(&item.object_path).await?;
+            zip.write_entry_whole(entry(training_file(item.id.0, &item.format)), &bytes)
+                .await
+                .map_err(zip_failed)?;
+        }
+        // Closing writes the central directory; the pipe's end is then dropped, which ends
+        // the upload's input.
+        zip.close().await.map_err(zip_failed)?;
+        Ok::<_, ApiError>(())
+    };
+    let upload = st.blobs.put_stream(
+        &path,
+        ReaderStream::new(upload_end).map_err(takarir_store::Error::from),
+        Sensitivity::Personal,
+    );
+    let size = match tokio::join!(write, upload) {
+        (Ok(()), Ok((_, size))) => size,
+        (written, uploaded) => {
+            // A failed write ends the pipe early, so the upload may have stored a partial ZIP.
+            if let Err(e) = st.blobs.delete(&path).await {
+                tracing::error!(error = %e, "deleting a failed export failed");
+            }
+            return Err(match uploaded {
+                Err(e) => e.into(),
+                Ok(_) => written.err().unwrap_or(ApiError::Internal),
+            });
+        }
+    };
+    let token = crate::auth::random_token();
     let expires = OffsetDateTime::now_utc() + time::Duration::days(EXPORT_DAYS);
     let export = st
         .db
         .exports()
-        .create(user.id, &token, &path, zip.len() as u64, expires)
+        .create(user.id, &token, &path, size, expires)
         .await?;
     Ok((export, token))
 }
 
-fn zip_files(files: &[(String, Vec<u8>)]) -> zip::result::ZipResult<Vec<u8>> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    // Stored: the images are compressed already and data.json is small.
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, bytes) in files {
-        w.start_file(name.as_str(), opts)?;
-        w.write_all(bytes)?;
-    }
-    Ok(w.finish()?.into_inner())
+fn zip_failed(e: async_zip::error::ZipError) -> ApiError {
+    tracing::error!(error = %e, "writing an export ZIP failed");
+    ApiError::Internal
 }
 
-/// The ZIP a download token names, if the link is live.
-pub async fn export_by_token(state: &AppState, token: &str) -> Result<Vec<u8>, ApiError> {
+/// The ZIP a download token names, if the link is live: its length and its content as it is
+/// read and decrypted.
+pub async fn export_by_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(u64, BoxStream<'static, takarir_store::Result<Bytes>>), ApiError> {
     let st = state.storage();
     let export = st
         .db
@@ -269,7 +296,8 @@ pub async fn export_by_token(state: &AppState, token: &str) -> Result<Vec<u8>, A
         .get_by_token(token)
         .await?
         .ok_or(ApiError::InvalidToken)?;
-    Ok(st.blobs.get(&export.object_path).await?.to_vec())
+    let (_, content) = st.blobs.get_stream(&export.object_path).await?;
+    Ok((export.size_bytes.max(0) as u64, content))
 }
 
 /// Revokes one of the user's exports: the link stops working and the ZIP is deleted.

@@ -1419,6 +1419,97 @@ both_backends!(
     }
 );
 
+/// The raw stored bytes of a blob (still encrypted), and a way to replace them.
+async fn raw_blob(e: &Env, path: &str) -> Vec<u8> {
+    use object_store::ObjectStore;
+    let location = e.storage.blobs.location(path).unwrap();
+    let store: &dyn ObjectStore = e.storage.blobs.object_store().as_ref();
+    store
+        .get(&location)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec()
+}
+
+async fn put_raw_blob(e: &Env, path: &str, bytes: Vec<u8>) {
+    use object_store::ObjectStore;
+    let location = e.storage.blobs.location(path).unwrap();
+    let store: &dyn ObjectStore = e.storage.blobs.object_store().as_ref();
+    store.put(&location, bytes.into()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_is_streamed_and_never_passes_damaged_as_whole() {
+    let e = Env::start(false, |_| {}).await;
+    let a = email("exs");
+    let who = active_user(&e, &a).await;
+    assert_eq!(e.caption(&who).await.status(), StatusCode::OK);
+    let uid = e.user_id(&a).await;
+    let items = e.db().training().list(uid).await.unwrap();
+    assert_eq!(items.len(), 2);
+
+    // Stored encrypted in chunks (format 2), sent with the length the listing gives.
+    let r = e.call(Method::POST, "/api/v1/me/exports", &who, None).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    let size = v["size_bytes"].as_u64().unwrap();
+    let url = v["url"].as_str().unwrap();
+    let link = url[url.find("/exports/").unwrap()..].to_string();
+    let r = e.client.get(e.url(&link)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], size.to_string().as_str());
+    let zip = r.bytes().await.unwrap().to_vec();
+    assert_eq!(zip.len() as u64, size);
+    let mut names = vec!["data.json".to_string()];
+    for item in &items {
+        let name = format!("training/{}.png", item.id.0);
+        let stored = e.storage.blobs.get(&item.object_path).await.unwrap();
+        assert_eq!(zip_file(&zip, &name), stored.to_vec());
+        names.push(name);
+    }
+    names.sort();
+    let mut got = zip_names(&zip);
+    got.sort();
+    assert_eq!(got, names);
+    let prefix = format!("users/{}/exports", uid.0);
+    let exports = e.storage.blobs.list(&prefix).await.unwrap();
+    assert_eq!(exports.len(), 1);
+    let raw = raw_blob(&e, &exports[0]).await;
+    assert!(raw.starts_with(b"TKRB\x02"));
+    assert!(size > 2 * 64 * 1024, "several chunks: {size} bytes");
+
+    // A chunk damaged at rest: the download breaks off, it never arrives whole with wrong bytes.
+    let mut bad = raw.clone();
+    let at = bad.len() - 100;
+    bad[at] ^= 1;
+    put_raw_blob(&e, &exports[0], bad).await;
+    let r = e.client.get(e.url(&link)).send().await.unwrap();
+    assert!(
+        r.bytes().await.is_err(),
+        "a damaged export must not download in full"
+    );
+    put_raw_blob(&e, &exports[0], raw).await;
+    let r = e.client.get(e.url(&link)).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), zip);
+
+    // A training image that cannot be read: no export, and no partial ZIP left behind.
+    put_raw_blob(&e, &items[1].object_path, b"not one of ours".to_vec()).await;
+    let r = e.call(Method::POST, "/api/v1/me/exports", &who, None).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(e.storage.blobs.list(&prefix).await.unwrap(), exports);
+    let list: Value = e
+        .call(Method::GET, "/api/v1/me/exports", &who, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["exports"].as_array().unwrap().len(), 1);
+    e.finish().await;
+}
+
 /// POSTs a batch job of `files` (sample photos, or `None` for a text file posing as a photo) as
 /// `who`; the job id.
 async fn create_job(e: &Env, who: &Who, files: &[Option<&str>]) -> String {
