@@ -219,6 +219,22 @@ async fn scenario(backend: &str) {
             .await
             .unwrap();
     }
+    // A large object (an export, streamed in 1 MiB pieces): backed up and restored a part at
+    // a time, past the size restored in one request.
+    let big: Vec<u8> = (0..20usize << 20).map(|i| (i * 7 % 253) as u8).collect();
+    let big_path = format!("users/{}/exports/big.zip", bob.id.0);
+    let pieces: Vec<_> = big
+        .chunks(1 << 20)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    blobs
+        .put_stream(
+            &big_path,
+            futures_util::stream::iter(pieces),
+            Sensitivity::Personal,
+        )
+        .await
+        .unwrap();
     fill_history(&db, bob.id.0, HISTORY_ROWS - 2).await;
     let alice_hash = alice.subject_hash();
 
@@ -226,7 +242,7 @@ async fn scenario(backend: &str) {
     let (mut server, _) = s.serve().await;
     let backup_dir = s.dir.path().join("backup");
     let b = s.run_json(&["backup", "--to", backup_dir.to_str().unwrap()]);
-    assert_eq!(b["objects"], 2, "{b}");
+    assert_eq!(b["objects"], 3, "{b}");
     assert!(backup_dir.join("manifest.json").is_file());
     // A second backup into the same (non-empty) directory is refused.
     let again = s
@@ -236,7 +252,7 @@ async fn scenario(backend: &str) {
     assert_eq!(again.status.code(), Some(2));
     // Personal objects stay encrypted in the backup.
     let copied = walk(&backup_dir.join("objects"));
-    assert_eq!(copied.len(), 2);
+    assert_eq!(copied.len(), 3);
     for f in &copied {
         let raw = std::fs::read(f).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("photo of"));
@@ -281,6 +297,10 @@ async fn scenario(backend: &str) {
         .await
         .unwrap();
     assert_eq!(&photo[..], format!("photo of {}", bob.id.0).as_bytes());
+    assert!(
+        blobs.get(&big_path).await.unwrap() == big,
+        "the large object comes back intact"
+    );
     db.close().await;
 
     // The restored service answers.

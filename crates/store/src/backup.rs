@@ -12,9 +12,12 @@
 //! those records and erases again every restored user whose subject hash they name (see
 //! [`crate::erasure`] for why the hash identifies no one without the user's own row).
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use futures_util::StreamExt;
+use object_store::WriteMultipart;
 use sha2::{Digest, Sha256};
 
 use crate::erasure::{user_prefix, ErasureReport};
@@ -162,9 +165,10 @@ pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<
         if path.starts_with(&format!("{ERASURE_PREFIX}/")) || path.starts_with("jobs/") {
             continue;
         }
-        // Objects are copied as stored: personal ones stay encrypted in the backup.
-        let raw = match blobs.object_store().get(&blobs.location(&path)?).await {
-            Ok(r) => r.bytes().await?,
+        // Objects are copied as stored: personal ones stay encrypted in the backup. They are
+        // streamed to the file, so a large one (an export) is never held whole.
+        let got = match blobs.object_store().get(&blobs.location(&path)?).await {
+            Ok(r) => r,
             // Deleted since it was listed (a job input, say): not part of the snapshot.
             Err(object_store::Error::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -173,12 +177,21 @@ pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&file, &raw)?;
+        let mut out = std::fs::File::create(&file)?;
+        let mut pieces = got.into_stream();
+        let (mut hash, mut size) = (Sha256::new(), 0u64);
+        while let Some(piece) = pieces.next().await {
+            let piece = piece?;
+            hash.update(&piece);
+            out.write_all(&piece)?;
+            size += piece.len() as u64;
+        }
+        out.sync_all()?;
         summary.objects += 1;
-        summary.object_bytes += raw.len() as u64;
+        summary.object_bytes += size;
         manifest.objects.push(ManifestObject {
-            size: raw.len() as u64,
-            sha256: hex::encode(Sha256::digest(&raw)),
+            size,
+            sha256: hex::encode(hash.finalize()),
             path,
         });
     }
@@ -204,8 +217,8 @@ pub async fn restore(db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary>
     }
     // Check every object before changing anything.
     for o in &manifest.objects {
-        let raw = std::fs::read(dir.join("objects").join(&o.path))?;
-        if raw.len() as u64 != o.size || hex::encode(Sha256::digest(&raw)) != o.sha256 {
+        let (size, sha256) = file_digest(&dir.join("objects").join(&o.path))?;
+        if size != o.size || sha256 != o.sha256 {
             return Err(Error::Tampered(o.path.clone()));
         }
     }
@@ -252,11 +265,7 @@ pub async fn restore(db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary>
         ..Summary::default()
     };
     for o in &manifest.objects {
-        let raw = std::fs::read(dir.join("objects").join(&o.path))?;
-        blobs
-            .object_store()
-            .put(&blobs.location(&o.path)?, raw.into())
-            .await?;
+        put_file(blobs, &o.path, &dir.join("objects").join(&o.path), o.size).await?;
         summary.objects += 1;
         summary.object_bytes += o.size;
     }
@@ -265,6 +274,60 @@ pub async fn restore(db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary>
     db.close().await;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Objects up to this size are restored in one request; larger ones are uploaded in parts,
+/// a part at a time, so memory stays bounded whatever an object weighs.
+const WHOLE_PUT_MAX: u64 = 8 << 20;
+const PART: usize = 8 << 20;
+
+/// A file's length and SHA-256 (hex), read a block at a time.
+fn file_digest(file: &Path) -> Result<(u64, String)> {
+    let mut f = std::fs::File::open(file)?;
+    let (mut hash, mut size, mut buf) = (Sha256::new(), 0u64, vec![0u8; 1 << 20]);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((size, hex::encode(hash.finalize())));
+        }
+        hash.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
+/// Stores a backed-up file as the object at `path`, as it is (it was copied as stored).
+async fn put_file(blobs: &Blobs, path: &str, file: &Path, size: u64) -> Result<()> {
+    let location = blobs.location(path)?;
+    let store = blobs.object_store();
+    if size <= WHOLE_PUT_MAX {
+        store.put(&location, std::fs::read(file)?.into()).await?;
+        return Ok(());
+    }
+    let mut f = std::fs::File::open(file)?;
+    let mut upload =
+        WriteMultipart::new_with_chunk_size(store.put_multipart(&location).await?, PART);
+    let copied: Result<()> = async {
+        loop {
+            let mut part = Vec::with_capacity(PART);
+            (&mut f).take(PART as u64).read_to_end(&mut part)?;
+            if part.is_empty() {
+                return Ok(());
+            }
+            upload.wait_for_capacity(2).await?;
+            upload.put(part.into());
+        }
+    }
+    .await;
+    match copied {
+        Ok(()) => {
+            upload.finish().await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(e)
+        }
+    }
 }
 
 /// Erases again every user named by an erasure record (after a restore). Returns how many.
