@@ -11,8 +11,8 @@ use serde::Serialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::caption::{
-    caption, client_ip, read_submission, BatchItem, CaptionOut, CaptionedImage, Gps, ImageOut,
-    MetadataOut, Style,
+    client_ip, read_submission, BatchItem, CaptionOut, CaptionedImage, Gps, ImageOut, MetadataOut,
+    Style,
 };
 use crate::error::{ApiError, Problem};
 use crate::middleware::{LangOverride, RequestCtx};
@@ -217,22 +217,12 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
         let headers = req.headers().clone();
         let (auth, prefs) = crate::auth::api_caption_caller(&state, &headers).await?;
         let permit = state.queue_permit()?;
-        let mut sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
+        let sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         hint = sub.lang_hint();
-        let mut pairs = crate::rights::preference_pairs(&prefs);
-        pairs.append(&mut sub.pairs);
-        sub.pairs = pairs;
-        let opts = sub.options()?;
-        let kept = sub.uploads.clone();
-        let results = caption(&state, permit, sub.uploads, &opts).await?;
-        crate::rights::record_captions(
-            &state,
-            auth.as_ref().map(|a| &a.user),
-            &kept,
-            &results,
-            &opts,
-        )
-        .await;
+        let opts = sub.options_under(&prefs)?;
+        let user = auth.as_ref().map(|a| &a.user);
+        let results =
+            crate::rights::caption_and_record(&state, permit, sub.uploads, &opts, user).await?;
         let ms = || started.elapsed().as_secs_f64() * 1000.0;
         if results.len() == 1 {
             let r = results.into_iter().next().expect("one result");

@@ -255,9 +255,19 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// Parsed options.
-    pub fn options(&self) -> Result<Options, ApiError> {
-        Options::from_pairs(self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    /// The options to caption with for a user: their preferences first, then the request's own
+    /// pairs, which win.
+    pub fn options_under(
+        &self,
+        prefs: &takarir_store::preferences::Preferences,
+    ) -> Result<Options, ApiError> {
+        let defaults = crate::rights::preference_pairs(prefs);
+        Options::from_pairs(
+            defaults
+                .iter()
+                .chain(&self.pairs)
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
     }
 
     /// The interface language named by a `lang` form field or query value, if any.

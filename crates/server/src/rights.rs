@@ -474,6 +474,21 @@ pub fn preference_pairs(p: &takarir_store::preferences::Preferences) -> Vec<(Str
     v
 }
 
+/// Captions `uploads` with `opts`, then records for `user` what the policy lets it record
+/// ([`record_captions`]): what the caption endpoint and the web page both do.
+pub async fn caption_and_record(
+    state: &AppState,
+    permit: crate::QueuePermit,
+    uploads: Vec<Upload>,
+    opts: &Options,
+    user: Option<&User>,
+) -> Result<Vec<ImageResult>, ApiError> {
+    let kept = uploads.clone();
+    let results = crate::caption::caption(state, permit, uploads, opts).await?;
+    record_captions(state, user, &kept, &results, opts).await;
+    Ok(results)
+}
+
 /// What a caption request leaves behind: the aggregate counters always; for a signed-in user,
 /// their counters, their history while it is on, and training items while consent stands.
 /// Failures are logged, never the caller's problem (the captions are already made).

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::{context, Environment};
 use serde::Serialize;
 
-use crate::caption::{caption, client_ip, read_submission, Gps, Options};
+use crate::caption::{client_ip, read_submission, Gps, Options};
 use crate::error::ApiError;
 use crate::i18n::{query_param, Lang};
 use crate::middleware::RequestCtx;
@@ -238,7 +238,7 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
         let signed_in = crate::auth::authenticate(&state, &headers).await?;
         csrf = signed_in.as_ref().and_then(|a| a.csrf().map(str::to_owned));
         let permit = state.queue_permit()?;
-        let mut sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
+        let sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         let form_csrf = sub
             .pairs
             .iter()
@@ -246,22 +246,10 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Response {
             .map(|(_, v)| v.clone());
         let auth = crate::auth::caption_auth(signed_in, &headers, form_csrf.as_deref())?;
         let prefs = crate::auth::effective_preferences(&state, auth.as_ref(), &headers).await?;
-        let mut pairs = crate::rights::preference_pairs(&prefs);
-        pairs.append(&mut sub.pairs);
-        sub.pairs = pairs;
-        let opts = sub.options()?;
+        let opts = sub.options_under(&prefs)?;
         form = opts.clone();
-        let kept = sub.uploads.clone();
-        let results = caption(&state, permit, sub.uploads, &opts).await?;
-        crate::rights::record_captions(
-            &state,
-            auth.as_ref().map(|a| &a.user),
-            &kept,
-            &results,
-            &opts,
-        )
-        .await;
-        Ok::<_, ApiError>(results)
+        let user = auth.as_ref().map(|a| &a.user);
+        crate::rights::caption_and_record(&state, permit, sub.uploads, &opts, user).await
     }
     .await;
     if let Some(req) = unread {
