@@ -99,8 +99,10 @@ pub struct Caption {
 pub struct Timings {
     /// Decoding the files and pre-processing pixels.
     pub preprocess_ms: f64,
-    /// The encoder run.
+    /// The encoder runs.
     pub encode_ms: f64,
+    /// Encoder runs (one per batch of same-size images, whatever the number of languages).
+    pub encoder_runs: usize,
     /// The generation loop.
     pub generate_ms: f64,
     /// Decoder steps taken.
@@ -337,6 +339,16 @@ impl Captioner {
         if prepared.is_empty() {
             return Ok(vec![]);
         }
+        let (states, shape) = self.encode(prepared, timings)?;
+        self.generate_from(&states, shape, g, lang, timings)
+    }
+
+    /// One encoder run over images of one size: the states and their `[batch, seq, dim]` shape.
+    fn encode(
+        &self,
+        prepared: &[&Prepared],
+        timings: &mut Timings,
+    ) -> Result<(Vec<f32>, [usize; 3])> {
         let (h, w) = (prepared[0].height, prepared[0].width);
         let mut pixels = Vec::with_capacity(prepared.len() * 3 * h * w);
         for p in prepared {
@@ -348,8 +360,21 @@ impl Captioner {
             pixels.extend_from_slice(&p.pixels);
         }
         let t = Instant::now();
-        let (states, shape) = self.onnx.encode(&pixels, prepared.len(), h, w)?;
+        let encoded = self.onnx.encode(&pixels, prepared.len(), h, w)?;
         timings.encode_ms += t.elapsed().as_secs_f64() * 1000.0;
+        timings.encoder_runs += 1;
+        Ok(encoded)
+    }
+
+    /// Generates captions from encoder states with `g`: one list per image.
+    fn generate_from(
+        &self,
+        states: &[f32],
+        shape: [usize; 3],
+        g: &GenerationConfig,
+        lang: Option<String>,
+        timings: &mut Timings,
+    ) -> Result<Vec<Vec<Caption>>> {
         let t = Instant::now();
         let rows_per_item = if g.num_beams > 1 {
             g.num_beams
@@ -358,9 +383,9 @@ impl Captioner {
         } else {
             1
         };
-        let mut dec = self.onnx.decoder(&states, shape, rows_per_item);
+        let mut dec = self.onnx.decoder(states, shape, rows_per_item);
         let mut counting = Counting(&mut dec, 0);
-        let hyps = generate(&mut counting, prepared.len(), g)?;
+        let hyps = generate(&mut counting, shape[0], g)?;
         timings.decoder_steps += counting.1;
         timings.generate_ms += t.elapsed().as_secs_f64() * 1000.0;
         Ok(hyps
@@ -395,6 +420,16 @@ impl Captioner {
         images: &[&[u8]],
         opts: &CaptionOptions,
     ) -> (Vec<Result<ImageCaptions>>, Timings) {
+        self.caption_images_each(images, std::slice::from_ref(opts))
+    }
+
+    /// [`Captioner::caption_images`] once per option set (one per language, say), each image
+    /// decoded and encoded once: an image's captions are those of every option set in turn.
+    pub fn caption_images_each(
+        &self,
+        images: &[&[u8]],
+        opts: &[CaptionOptions],
+    ) -> (Vec<Result<ImageCaptions>>, Timings) {
         let mut timings = Timings::default();
         let t = Instant::now();
         let prepared: Vec<Result<Prepared>> = images.iter().map(|b| self.prepare(b)).collect();
@@ -406,6 +441,7 @@ impl Captioner {
                 groups.entry((p.height, p.width)).or_default().push(i);
             }
         }
+        let configs: Result<Vec<_>> = opts.iter().map(|o| self.generation_config(o)).collect();
         let mut captions: Vec<Option<Result<Vec<Caption>>>> =
             (0..images.len()).map(|_| None).collect();
         for idx in groups.into_values() {
@@ -413,7 +449,23 @@ impl Captioner {
                 .iter()
                 .map(|&i| prepared[i].as_ref().expect("grouped only Ok"))
                 .collect();
-            match self.caption_pixels(&batch, opts, &mut timings) {
+            let captioned = configs
+                .as_ref()
+                .map_err(|e| e.duplicate())
+                .and_then(|configs| {
+                    let (states, shape) = self.encode(&batch, &mut timings)?;
+                    let mut per_image: Vec<Vec<Caption>> = vec![Vec::new(); batch.len()];
+                    for (g, lang) in configs {
+                        let out =
+                            self.generate_from(&states, shape, g, lang.clone(), &mut timings)?;
+                        per_image
+                            .iter_mut()
+                            .zip(out)
+                            .for_each(|(acc, c)| acc.extend(c));
+                    }
+                    Ok(per_image)
+                });
+            match captioned {
                 Ok(out) => idx
                     .iter()
                     .zip(out)

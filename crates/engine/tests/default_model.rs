@@ -85,3 +85,49 @@ fn default_model_captions_every_sample_in_both_languages_cleanly() {
         assert_ne!(id.tokens[1], en.tokens[1]);
     }
 }
+
+#[test]
+fn captioning_in_several_languages_at_once_matches_one_language_at_a_time() {
+    let c = load();
+    let photos: Vec<Vec<u8>> = ["astronaut", "chelsea", "coffee", "rocket"]
+        .iter()
+        .map(|n| std::fs::read(root().join(format!("samples/{n}.jpg"))).unwrap())
+        .collect();
+    let mut images: Vec<&[u8]> = photos.iter().map(Vec::as_slice).collect();
+    images.insert(2, b"not an image");
+    let opts = |lang: &str| CaptionOptions {
+        lang: Some(lang.into()),
+        num_beams: Some(3),
+        num_return_sequences: Some(2),
+        ..Default::default()
+    };
+    let (both, timings) = c.caption_images_each(&images, &[opts("id"), opts("en")]);
+    let (id, id_timings) = c.caption_images(&images, &opts("id"));
+    let (en, _) = c.caption_images(&images, &opts("en"));
+    assert_eq!(both.len(), images.len());
+    for (i, r) in both.iter().enumerate() {
+        let (Ok(both), Ok(id), Ok(en)) = (r, &id[i], &en[i]) else {
+            // The broken file alone fails, in every call.
+            assert_eq!(i, 2);
+            assert!(r.is_err() && id[i].is_err() && en[i].is_err());
+            continue;
+        };
+        let expected: Vec<(Option<String>, Vec<u32>)> = id
+            .captions
+            .iter()
+            .chain(&en.captions)
+            .map(|c| (c.lang.clone(), c.tokens.clone()))
+            .collect();
+        let got: Vec<(Option<String>, Vec<u32>)> = both
+            .captions
+            .iter()
+            .map(|c| (c.lang.clone(), c.tokens.clone()))
+            .collect();
+        assert_eq!(got, expected, "image {i}");
+        assert_eq!((both.width, both.height), (id.width, id.height));
+    }
+    // The four photos share a tensor size: one encoder run serves both languages, and twice
+    // the decoder steps of one language.
+    assert_eq!((timings.encoder_runs, id_timings.encoder_runs), (1, 1));
+    assert!(timings.decoder_steps > id_timings.decoder_steps);
+}

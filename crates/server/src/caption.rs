@@ -501,9 +501,9 @@ pub async fn caption(
     Ok(results)
 }
 
-/// Runs the engine once per language over `images` (one encoder batch each) and merges each
-/// image's captions across languages; an image's error comes from the first language. Blocking:
-/// call it on a blocking thread.
+/// Captions `images` in every language of `langs`, each image decoded and encoded once and
+/// its captions generated once per language (one encoder batch for all). Blocking: call it on
+/// a blocking thread.
 pub(crate) fn caption_in_languages(
     captioner: &takarir_engine::Captioner,
     images: &[&[u8]],
@@ -511,23 +511,16 @@ pub(crate) fn caption_in_languages(
     langs: &[String],
     metrics: &crate::metrics::Metrics,
 ) -> Vec<Result<CaptionedImage, ApiError>> {
-    let mut per_image: Vec<Result<CaptionedImage, ApiError>> = Vec::new();
-    for (li, lang) in langs.iter().enumerate() {
-        let started = Instant::now();
-        let (results, _timings) = captioner.caption_images(images, &opts.engine_options(lang));
-        metrics
-            .inference_seconds
-            .observe(started.elapsed().as_secs_f64());
-        for (i, r) in results.into_iter().enumerate() {
-            let r = r.map_err(ApiError::from).map(|ic| convert(ic, opts));
-            if li == 0 {
-                per_image.push(r);
-            } else if let (Ok(acc), Ok(more)) = (&mut per_image[i], r) {
-                acc.captions.extend(more.captions);
-            }
-        }
-    }
-    per_image
+    let per_lang: Vec<_> = langs.iter().map(|l| opts.engine_options(l)).collect();
+    let started = Instant::now();
+    let (results, _timings) = captioner.caption_images_each(images, &per_lang);
+    metrics
+        .inference_seconds
+        .observe(started.elapsed().as_secs_f64());
+    results
+        .into_iter()
+        .map(|r| r.map_err(ApiError::from).map(|ic| convert(ic, opts)))
+        .collect()
 }
 
 fn convert(ic: ImageCaptions, opts: &Options) -> CaptionedImage {
@@ -542,11 +535,13 @@ fn convert(ic: ImageCaptions, opts: &Options) -> CaptionedImage {
         if opts.style == Style::Short {
             text = shorten(&text, SHORT_WORDS);
         }
+        // Alternatives are counted, and repeats dropped, within each language.
         let key = text.to_lowercase();
-        if key.is_empty() || captions.iter().any(|x| x.text.to_lowercase() == key) {
+        let same_lang = captions.iter().filter(|x| x.lang == lang);
+        if key.is_empty() || same_lang.clone().any(|x| x.text.to_lowercase() == key) {
             continue;
         }
-        if captions.len() < opts.alternatives {
+        if same_lang.count() < opts.alternatives {
             captions.push(CaptionOut {
                 text,
                 lang,

@@ -135,6 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     let images_per_s = (rounds * 8) as f64 / t.elapsed().as_secs_f64();
+    let all_languages = all_languages_p50(&captioner, &images, &opts, args.runs)?;
 
     let rust = json!({
         "load_ms": load_ms,
@@ -145,6 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         "e2e_p95_ms": percentile(&e2e, 0.95),
         "images_per_s_batch8": images_per_s,
         "peak_rss_mib": peak_rss_mib(),
+        "all_languages": all_languages,
     });
     let model_dir = captioner_dir(&model_args)?;
     let python = match args.python.as_deref() {
@@ -174,6 +176,49 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         print_table(&report);
     }
     Ok(0)
+}
+
+/// A multilingual model asked for every language of one image (the service's `lang=both`):
+/// end-to-end p50 when the languages share one decode and encoder run, and, as the reference,
+/// when each language is a call of its own (as the service did before). Interleaved runs.
+fn all_languages_p50(
+    captioner: &takarir_engine::Captioner,
+    images: &[Vec<u8>],
+    opts: &CaptionOptions,
+    runs: usize,
+) -> anyhow::Result<Value> {
+    let langs = &captioner.info().languages;
+    if langs.len() < 2 {
+        return Ok(Value::Null);
+    }
+    let per_lang: Vec<CaptionOptions> = langs
+        .iter()
+        .map(|l| CaptionOptions {
+            lang: Some(l.clone()),
+            ..opts.clone()
+        })
+        .collect();
+    let (mut shared, mut separate) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        let img = [images[i % images.len()].as_slice()];
+        let t = Instant::now();
+        let (r, _) = captioner.caption_images_each(&img, &per_lang);
+        r.into_iter().next().expect("one result")?;
+        shared.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        for o in &per_lang {
+            let (r, _) = captioner.caption_images(&img, o);
+            r.into_iter().next().expect("one result")?;
+        }
+        separate.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    shared.sort_by(f64::total_cmp);
+    separate.sort_by(f64::total_cmp);
+    Ok(json!({
+        "languages": langs,
+        "shared_encoder_p50_ms": percentile(&shared, 0.5),
+        "call_per_language_p50_ms": percentile(&separate, 0.5),
+    }))
 }
 
 fn captioner_dir(m: &ModelArgs) -> anyhow::Result<PathBuf> {
@@ -257,5 +302,20 @@ fn print_table(r: &Value) {
         };
         let f = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         println!("{label:<32} {:>10} {:>10} {ratio:>16}", f(a), f(b));
+    }
+    let all = &r["rust"]["all_languages"];
+    if let (Some(shared), Some(separate)) = (
+        all["shared_encoder_p50_ms"].as_f64(),
+        all["call_per_language_p50_ms"].as_f64(),
+    ) {
+        println!(
+            "every language of an image ({}), end to end p50: {shared:.2} ms with one encoder run, \
+             {separate:.2} ms with a call per language ({:.2}x)",
+            all["languages"]
+                .as_array()
+                .map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("+"))
+                .unwrap_or_default(),
+            separate / shared
+        );
     }
 }
