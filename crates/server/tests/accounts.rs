@@ -15,6 +15,7 @@ use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
 use common::{model_dir, sample, wait_done};
 use takarir_server::{AppState, Server, ServerConfig, Storage};
+use takarir_store::test_support::{put_stored_bytes, stored_bytes};
 use takarir_store::users::{NewUser, Role, UserId};
 use takarir_store::Db;
 
@@ -165,6 +166,15 @@ impl Env {
             r = r.json(&b);
         }
         r.send().await.unwrap()
+    }
+
+    /// A GET as `who`, its body as JSON.
+    async fn get_json(&self, path: &str, who: &Who) -> Value {
+        self.call(Method::GET, path, who, None)
+            .await
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn register(&self, email: &str) -> Who {
@@ -516,12 +526,7 @@ both_backends!(signup_verify_and_reset_by_email, |pg| {
         assert_eq!(res.json::<Value>().await.unwrap()["code"], "weak_password");
     }
     let who = e.register(&addr).await;
-    let me: Value = e
-        .call(Method::GET, "/api/v1/me", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = e.get_json("/api/v1/me", &who).await;
     assert_eq!(me["profile"]["email_verified_at"], Value::Null);
     // The same address again is refused.
     let dup = e
@@ -550,12 +555,7 @@ both_backends!(signup_verify_and_reset_by_email, |pg| {
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::GONE, "a link works once");
-    let me: Value = e
-        .call(Method::GET, "/api/v1/me", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = e.get_json("/api/v1/me", &who).await;
     assert!(me["profile"]["email_verified_at"].is_string());
 
     // Reset: the answer is the same for unknown addresses; the link sets a new password and
@@ -679,12 +679,7 @@ both_backends!(an_unused_session_ends_a_used_one_lives_on, |pg| {
     let e = Env::start(pg, |c| c.session_idle_seconds = 2).await;
     let addr = email("diam");
     let who = e.register(&addr).await;
-    let me: Value = e
-        .call(Method::GET, "/api/v1/me", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = e.get_json("/api/v1/me", &who).await;
     assert!(me["sessions"][0]["last_used_at"].is_string(), "{me}");
     // Used every second: alive past the 2-second limit.
     for _ in 0..3 {
@@ -970,12 +965,7 @@ both_backends!(api_keys_are_shown_once_hashed_and_scoped, |pg| {
         "admin scope for admins only"
     );
     // Stored hashed: the key is nowhere in the database.
-    let listed: Value = e
-        .call(Method::GET, "/api/v1/me/api-keys", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = e.get_json("/api/v1/me/api-keys", &who).await;
     assert_eq!(listed["api_keys"].as_array().unwrap().len(), 2);
     assert!(!listed.to_string().contains(&cap_key));
     let hashes: i64 = e
@@ -1045,12 +1035,7 @@ both_backends!(api_keys_are_shown_once_hashed_and_scoped, |pg| {
         StatusCode::UNAUTHORIZED
     );
     // The usage of the captions key counts for the account.
-    let me: Value = e
-        .call(Method::GET, "/api/v1/me", &read, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = e.get_json("/api/v1/me", &read).await;
     assert_eq!(me["usage"][0]["count"], 1);
     e.finish().await;
 });
@@ -1077,12 +1062,7 @@ both_backends!(history_training_and_withdrawal, |pg| {
     let who = e.register(&addr).await;
     // Off by default: a caption leaves no history and no training item.
     assert_eq!(e.caption(&who).await.status(), StatusCode::OK);
-    let me: Value = e
-        .call(Method::GET, "/api/v1/me", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = e.get_json("/api/v1/me", &who).await;
     assert_eq!(me["preferences"]["history_enabled"], false);
     assert_eq!(me["preferences"]["training_consent"], false);
     assert_eq!(me["history"].as_array().unwrap().len(), 0);
@@ -1107,12 +1087,7 @@ both_backends!(history_training_and_withdrawal, |pg| {
         StatusCode::OK
     );
     let uid = e.user_id(&addr).await;
-    let me: Value = e
-        .call(Method::GET, "/api/v1/me", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = e.get_json("/api/v1/me", &who).await;
     let h = &me["history"][0];
     assert_eq!(h["format"], "jpeg");
     assert!(h["width"].as_u64().unwrap() > 0);
@@ -1213,12 +1188,7 @@ both_backends!(history_training_and_withdrawal, |pg| {
     let zip = export_zip(&e, &who).await;
     assert_eq!(zip_names(&zip), vec!["data.json"]);
     // Delete one entry.
-    let list: Value = e
-        .call(Method::GET, "/api/v1/me/history", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = e.get_json("/api/v1/me/history", &who).await;
     let entries = list["history"].as_array().unwrap().clone();
     assert_eq!(entries.len(), 2);
     let one = entries[0]["id"].as_i64().unwrap();
@@ -1360,22 +1330,12 @@ both_backends!(
         let other_id = e.user_id(&b).await;
         assert!(!text.contains(&format!("\"id\": {},\n    \"email\"", other_id.0)));
         // The access document (GET /api/v1/me) validates too.
-        let me: Value = e
-            .call(Method::GET, "/api/v1/me", &who, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = e.get_json("/api/v1/me", &who).await;
         let mut me = me;
         me.as_object_mut().unwrap().remove("policy_notice");
         validate_against_schema(&serde_json::to_vec(&me).unwrap());
         // Revoking the link: it stops working and the ZIP is gone.
-        let list: Value = e
-            .call(Method::GET, "/api/v1/me/exports", &who, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let list: Value = e.get_json("/api/v1/me/exports", &who).await;
         let id = list["exports"][0]["id"].as_i64().unwrap();
         let r = e.call(Method::POST, "/api/v1/me/exports", &who, None).await;
         let url = r.json::<Value>().await.unwrap()["url"]
@@ -1383,12 +1343,7 @@ both_backends!(
             .unwrap()
             .to_string();
         let path = url[url.find("/exports/").unwrap()..].to_string();
-        let list: Value = e
-            .call(Method::GET, "/api/v1/me/exports", &who, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let list: Value = e.get_json("/api/v1/me/exports", &who).await;
         let id2 = list["exports"][1]["id"].as_i64().unwrap();
         assert_ne!(id, id2);
         assert_eq!(
@@ -1418,28 +1373,6 @@ both_backends!(
         e.finish().await;
     }
 );
-
-/// The raw stored bytes of a blob (still encrypted), and a way to replace them.
-async fn raw_blob(e: &Env, path: &str) -> Vec<u8> {
-    use object_store::ObjectStore;
-    let location = e.storage.blobs.location(path).unwrap();
-    let store: &dyn ObjectStore = e.storage.blobs.object_store().as_ref();
-    store
-        .get(&location)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
-}
-
-async fn put_raw_blob(e: &Env, path: &str, bytes: Vec<u8>) {
-    use object_store::ObjectStore;
-    let location = e.storage.blobs.location(path).unwrap();
-    let store: &dyn ObjectStore = e.storage.blobs.object_store().as_ref();
-    store.put(&location, bytes.into()).await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_is_streamed_and_never_passes_damaged_as_whole() {
@@ -1477,7 +1410,7 @@ async fn an_export_is_streamed_and_never_passes_damaged_as_whole() {
     let prefix = format!("users/{}/exports", uid.0);
     let exports = e.storage.blobs.list(&prefix).await.unwrap();
     assert_eq!(exports.len(), 1);
-    let raw = raw_blob(&e, &exports[0]).await;
+    let raw = stored_bytes(&e.storage.blobs, &exports[0]).await;
     assert!(raw.starts_with(b"TKRB\x02"));
     assert!(size > 2 * 64 * 1024, "several chunks: {size} bytes");
 
@@ -1485,27 +1418,27 @@ async fn an_export_is_streamed_and_never_passes_damaged_as_whole() {
     let mut bad = raw.clone();
     let at = bad.len() - 100;
     bad[at] ^= 1;
-    put_raw_blob(&e, &exports[0], bad).await;
+    put_stored_bytes(&e.storage.blobs, &exports[0], bad).await;
     let r = e.client.get(e.url(&link)).send().await.unwrap();
     assert!(
         r.bytes().await.is_err(),
         "a damaged export must not download in full"
     );
-    put_raw_blob(&e, &exports[0], raw).await;
+    put_stored_bytes(&e.storage.blobs, &exports[0], raw).await;
     let r = e.client.get(e.url(&link)).send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().to_vec(), zip);
 
     // A training image that cannot be read: no export, and no partial ZIP left behind.
-    put_raw_blob(&e, &items[1].object_path, b"not one of ours".to_vec()).await;
+    put_stored_bytes(
+        &e.storage.blobs,
+        &items[1].object_path,
+        b"not one of ours".to_vec(),
+    )
+    .await;
     let r = e.call(Method::POST, "/api/v1/me/exports", &who, None).await;
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(e.storage.blobs.list(&prefix).await.unwrap(), exports);
-    let list: Value = e
-        .call(Method::GET, "/api/v1/me/exports", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = e.get_json("/api/v1/me/exports", &who).await;
     assert_eq!(list["exports"].as_array().unwrap().len(), 1);
     e.finish().await;
 }
@@ -1559,12 +1492,7 @@ both_backends!(
             (s["done"].as_i64(), s["failed"].as_i64()),
             (Some(2), Some(1))
         );
-        let me: Value = e
-            .call(Method::GET, "/api/v1/me", &who, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = e.get_json("/api/v1/me", &who).await;
         // The preference (English only) was the job's default; history and training as for
         // single captions; the bad file leaves nothing.
         let history = me["history"].as_array().unwrap();
@@ -1623,12 +1551,7 @@ both_backends!(
         )
         .await;
         wait_done(&e.client, &e.base, &anon).await;
-        let me: Value = e
-            .call(Method::GET, "/api/v1/me", &who, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = e.get_json("/api/v1/me", &who).await;
         assert_eq!(me["history"].as_array().unwrap().len(), 2);
         assert_eq!(me["jobs"].as_array().unwrap().len(), 1);
         assert_eq!(me["usage"][0]["count"], 2);
@@ -1755,24 +1678,14 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
             .status(),
         StatusCode::FORBIDDEN
     );
-    let stats: Value = e
-        .call(Method::GET, "/api/v1/admin/stats", &admin, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = e.get_json("/api/v1/admin/stats", &admin).await;
     assert_eq!(stats["accounts"], 3);
     assert!(
         !stats.to_string().contains("@"),
         "no addresses in the aggregates"
     );
     // The user sees the staff access on their access page.
-    let me: Value = e
-        .call(Method::GET, "/api/v1/me", &who, None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = e.get_json("/api/v1/me", &who).await;
     assert_eq!(me["audit"][0]["reason"], "tiket dukungan #12");
 
     let tables = e.user_tables().await;
@@ -1904,12 +1817,7 @@ both_backends!(
         let e = Env::start(pg, move |c| c.policy_file = Some(f)).await;
         let addr = email("pol");
         let who = e.register(&addr).await;
-        let me: Value = e
-            .call(Method::GET, "/api/v1/me", &who, None)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = e.get_json("/api/v1/me", &who).await;
         assert_eq!(
             me["policy_notice"],
             Value::Null,

@@ -38,3 +38,25 @@ pub async fn fresh_postgres_database(prefix: &str) -> (String, String, String) {
     url.set_path(&format!("/{name}"));
     (server, url.to_string(), name)
 }
+
+/// An object's bytes as stored (still encrypted), past the encryption layer: what a test
+/// inspects, or damages and puts back with [`put_stored_bytes`].
+pub async fn stored_bytes(blobs: &crate::Blobs, path: &str) -> Vec<u8> {
+    let location = blobs.location(path).expect("valid path");
+    let got = blobs
+        .object_store()
+        .get(&location)
+        .await
+        .expect("object exists");
+    got.bytes().await.expect("object reads").to_vec()
+}
+
+/// Replaces an object's stored bytes as they are (no encryption).
+pub async fn put_stored_bytes(blobs: &crate::Blobs, path: &str, bytes: Vec<u8>) {
+    let location = blobs.location(path).expect("valid path");
+    blobs
+        .object_store()
+        .put(&location, bytes.into())
+        .await
+        .expect("object stored");
+}

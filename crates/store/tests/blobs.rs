@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
-use object_store::PutPayload;
+use takarir_store::test_support::{put_stored_bytes, stored_bytes};
 use takarir_store::{Blobs, Error, KeyRing, Sensitivity};
 
 const S3_ENV: &str = "TAKARIR_TEST_S3_ENDPOINT";
@@ -70,25 +70,11 @@ fn ring1() -> KeyRing {
 
 /// The stored (raw) bytes of an object, read past the encryption layer.
 async fn raw(blobs: &Blobs, path: &str) -> Vec<u8> {
-    let location = blobs.location(path).unwrap();
-    blobs
-        .object_store()
-        .get(&location)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec()
+    stored_bytes(blobs, path).await
 }
 
 async fn put_raw(blobs: &Blobs, path: &str, bytes: Vec<u8>) {
-    let location = blobs.location(path).unwrap();
-    blobs
-        .object_store()
-        .put(&location, PutPayload::from(bytes))
-        .await
-        .unwrap();
+    put_stored_bytes(blobs, path, bytes).await
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
