@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use object_store::WriteMultipart;
 use sha2::{Digest, Sha256};
 
+use crate::blobs::{multipart_upload, UPLOAD_PARTS_IN_FLIGHT};
 use crate::erasure::{user_prefix, ErasureReport};
 use crate::users::UserId;
 use crate::{Blobs, Db, Error, Result, Sensitivity};
@@ -304,30 +304,16 @@ async fn put_file(blobs: &Blobs, path: &str, file: &Path, size: u64) -> Result<(
         return Ok(());
     }
     let mut f = std::fs::File::open(file)?;
-    let mut upload =
-        WriteMultipart::new_with_chunk_size(store.put_multipart(&location).await?, PART);
-    let copied: Result<()> = async {
-        loop {
-            let mut part = Vec::with_capacity(PART);
-            (&mut f).take(PART as u64).read_to_end(&mut part)?;
-            if part.is_empty() {
-                return Ok(());
-            }
-            upload.wait_for_capacity(2).await?;
-            upload.put(part.into());
+    multipart_upload(store.as_ref(), &location, PART, async |upload| loop {
+        let mut part = Vec::with_capacity(PART);
+        (&mut f).take(PART as u64).read_to_end(&mut part)?;
+        if part.is_empty() {
+            return Ok(());
         }
-    }
-    .await;
-    match copied {
-        Ok(()) => {
-            upload.finish().await?;
-            Ok(())
-        }
-        Err(e) => {
-            let _ = upload.abort().await;
-            Err(e)
-        }
-    }
+        upload.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await?;
+        upload.put(part.into());
+    })
+    .await
 }
 
 /// Erases again every user named by an erasure record (after a restore). Returns how many.

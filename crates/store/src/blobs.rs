@@ -50,8 +50,9 @@ const CHUNK_LEN: usize = 64 * 1024;
 /// The most a format-2 header may claim, so a damaged header cannot make a reader buffer more.
 const MAX_CHUNK_LEN: usize = 16 * 1024 * 1024;
 const NONCE_PREFIX_LEN: usize = 7;
-/// Parts of a streamed upload in flight at once (each up to 5 MiB, S3's smallest part).
-const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
+/// Parts of a streamed upload in flight at once, and their size (S3's smallest part).
+pub(crate) const UPLOAD_PARTS_IN_FLIGHT: usize = 2;
+const PART_LEN: usize = 5 << 20;
 const WRAPPED_KEY_LEN: usize = 32 + 16;
 const TAG_LEN: usize = 16;
 
@@ -615,8 +616,7 @@ impl Blobs {
                 (header, None, info)
             }
         };
-        let mut out = WriteMultipart::new(self.store.put_multipart(&location).await?);
-        let written: Result<u64> = async {
+        let total = multipart_upload(self.store.as_ref(), &location, PART_LEN, async |out| {
             out.write(&header);
             let mut pending = Vec::with_capacity(chunks.as_ref().map_or(0, |c| c.len));
             let mut total = 0u64;
@@ -645,20 +645,9 @@ impl Blobs {
                 out.write(&chunks.seal(&pending, true)?);
             }
             Ok(total)
-        }
-        .await;
-        match written {
-            Ok(total) => {
-                out.finish().await?;
-                Ok((info, total))
-            }
-            Err(e) => {
-                // The first error is the one to report; a failed abort leaves only an
-                // unfinished upload, which the store discards.
-                let _ = out.abort().await;
-                Err(e)
-            }
-        }
+        })
+        .await?;
+        Ok((info, total))
     }
 
     /// The object's content (decrypted). [`Error::NotFound`] if there is none.
@@ -796,6 +785,31 @@ impl Blobs {
             }
         }
         Ok(deleted)
+    }
+}
+
+/// Writes one object at `location` through a multipart upload in parts of `part_len`: `fill`
+/// writes the content. If it fails, the upload is aborted, so nothing is stored and nothing
+/// replaced, and its error is returned.
+pub(crate) async fn multipart_upload<T>(
+    store: &dyn ObjectStore,
+    location: &Path,
+    part_len: usize,
+    fill: impl AsyncFnOnce(&mut WriteMultipart) -> Result<T>,
+) -> Result<T> {
+    let upload = store.put_multipart(location).await?;
+    let mut out = WriteMultipart::new_with_chunk_size(upload, part_len);
+    match fill(&mut out).await {
+        Ok(done) => {
+            out.finish().await?;
+            Ok(done)
+        }
+        Err(e) => {
+            // The first error is the one to report; a failed abort leaves only an unfinished
+            // upload, which the store discards.
+            let _ = out.abort().await;
+            Err(e)
+        }
     }
 }
 
