@@ -317,17 +317,6 @@ impl Captioner {
         })
     }
 
-    /// Captions already pre-processed images (all the same size), in one encoder run.
-    pub fn caption_pixels(
-        &self,
-        prepared: &[&Prepared],
-        opts: &CaptionOptions,
-        timings: &mut Timings,
-    ) -> Result<Vec<Vec<Caption>>> {
-        let (g, lang) = self.generation_config(opts)?;
-        self.caption_with_config(prepared, &g, lang, timings)
-    }
-
     /// Captions pre-processed images with fully specified generation settings.
     pub fn caption_with_config(
         &self,
