@@ -108,7 +108,7 @@ def greedy(model, mem, lang_id, max_new_tokens=32, sample=False, n=1, temperatur
     cur = torch.stack([ids[:, 0], tok], 1)
     for _ in range(max_new_tokens - 1):
         logits, past = model.decode(cur, mem, rows, past)
-        logits = logits[:, -1]
+        logits = logits[:, -1].float()
         if sample:
             if top_k:
                 kth = logits.topk(top_k, -1).values[:, -1:]

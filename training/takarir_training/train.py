@@ -15,6 +15,12 @@ from .model import Captioner
 from .tokenizer import BOS, EOS, LANG_ID, PAD
 
 
+def autocast(cfg):
+    """bf16 autocast for training passes when cfg["bf16"] (about 1.4x faster steps on a CPU with avx512_bf16);
+    evaluation and export stay fp32, like the shipped ONNX graphs."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(cfg.get("bf16")))
+
+
 class Data:
     """Cached grids (plain and flipped views) and tokenised captions, indexed by image name."""
 
@@ -139,13 +145,16 @@ def train_xe(run, data, tok, cfg, log, stage="xe", init=None):
                     caps = data.ids[n, lang]
                     items += [(caps[(epoch * k + c) % len(caps)], j) for c in range(k)]
             items.sort(key=lambda it: len(it[0]))
-            mem = model.encode(data.feats(names, rng=rng, cut=model.cut))
+            with autocast(cfg):
+                mem = model.encode(data.feats(names, rng=rng, cut=model.cut))
             loss, ntok = 0.0, 0
             for half in (items[:len(items) // 2], items[len(items) // 2:]):  # two length buckets: less padding
                 x = pad([s for s, _ in half])
                 inp, tgt = x[:, :-1], x[:, 1:].clone()
                 tgt[:, 0] = PAD  # the language token is forced at inference, never predicted
-                logits, _ = model.decode(inp, mem, torch.tensor([r for _, r in half]))
+                with autocast(cfg):
+                    logits, _ = model.decode(inp, mem, torch.tensor([r for _, r in half]))
+                logits = logits.float()
                 n_tok = int((tgt != PAD).sum())
                 loss = loss + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
                                               ignore_index=PAD, label_smoothing=cfg["label_smoothing"],
@@ -219,7 +228,7 @@ def train_scst(run, data, tok, cfg, log, init=None):
             seqs, rows, adv = [], [], []
             model.eval()
             for lang in langs:
-                with torch.no_grad():
+                with torch.no_grad(), autocast(cfg):
                     ids = greedy(model, model.encode(feats), LANG_ID[lang], max_new_tokens=cfg["scst_max_tokens"],
                                  sample=True, n=n, temperature=cfg.get("scst_temperature", 1.0),
                                  top_k=cfg.get("scst_top_k", 0))
@@ -235,7 +244,9 @@ def train_scst(run, data, tok, cfg, log, init=None):
             x = pad(seqs)
             inp, tgt = x[:, :-1], x[:, 1:].clone()
             tgt[:, 0] = PAD
-            logits, _ = model.decode(inp, model.encode(feats), torch.tensor(rows))
+            with autocast(cfg):
+                logits, _ = model.decode(inp, model.encode(feats), torch.tensor(rows))
+            logits = logits.float()
             lp = -F.cross_entropy(logits.transpose(1, 2), tgt, ignore_index=PAD, reduction="none")
             lens = (tgt != PAD).sum(1).clamp_min(1)
             loss = -(torch.tensor(adv) * lp.sum(1) / lens).mean()
