@@ -128,6 +128,9 @@ test("account: sign up, verify by email, history on, caption, export, delete", a
   // Export: a ZIP behind a link shown once.
   await Promise.all([page.waitForSelector("#export-link"), page.click("#create-export")]);
   const href = await page.getAttribute("#export-link", "href");
+  // A small export is made within the request: listed ready, in Indonesian.
+  assert.equal(await page.getAttribute("#exports .export-status", "data-status"), "ready");
+  assert.equal((await page.textContent("#exports .export-status")).trim(), "siap");
   const res = await page.request.get(`${BASE}${href}`);
   assert.equal(res.status(), 200);
   assert.equal(res.headers()["content-type"], "application/zip");

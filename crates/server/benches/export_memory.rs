@@ -100,6 +100,8 @@ async fn run(items: usize, mb: usize) {
         model: model.to_string_lossy().into_owned(),
         threads: Some(1),
         data_dir: data.path().to_path_buf(),
+        // The request waits for the whole ZIP, so the phase measures all of its making.
+        export_wait_seconds: 3600,
         ..ServerConfig::default()
     };
     let storage = Storage::open(&config).await.expect("storage opens");
@@ -160,6 +162,7 @@ async fn run(items: usize, mb: usize) {
         n
     })
     .await;
+    assert_eq!(export.status, "ready");
     assert_eq!(sent as i64, export.size_bytes);
 
     let path = measure("in memory (before): make", in_memory_export(&state, &user)).await;

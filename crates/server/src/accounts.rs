@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use takarir_store::api_keys::ApiKeyId;
 use takarir_store::email_tokens::TokenPurpose;
-use takarir_store::exports::ExportId;
+use takarir_store::exports::{self, ExportId};
 use takarir_store::history::{HistoryId, HistoryQuery};
 use takarir_store::sessions::SessionId;
 use takarir_store::users::{NewUser, Role, User, UserId};
@@ -827,7 +827,8 @@ async fn list_exports(
     path = "/api/v1/me/exports",
     tag = "accounts",
     responses(
-        (status = 201, description = "Export made; `url` downloads the ZIP for 7 days"),
+        (status = 201, description = "Export made (`status` ready); `url` downloads the ZIP for 7 days"),
+        (status = 202, description = "Export being made (`status` pending, see GET /api/v1/me/exports); `url` answers 409 until it is ready, then downloads the ZIP for 7 days"),
         (status = 401, description = "Not signed in, or unknown key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "CSRF token missing (cookie), scope missing (key), or session needed", body = Problem, content_type = "application/problem+json")
     )
@@ -841,7 +842,12 @@ async fn create_export(
     let (export, token) = rights::create_export(&state, &a.user).await?;
     let mut v = rights::export_json(&export);
     v["url"] = Value::String(format!("{}/exports/{token}", state.config().public_url()));
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    let status = if export.status == exports::READY {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(v)).into_response())
 }
 
 #[utoipa::path(
@@ -871,7 +877,8 @@ async fn revoke_export(
     tag = "accounts",
     responses(
         (status = 200, description = "The export ZIP", content_type = "application/zip"),
-        (status = 410, description = "Expired or revoked", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "Still being made (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Expired, revoked, or could not be made", body = Problem, content_type = "application/problem+json")
     )
 )]
 async fn download_export(

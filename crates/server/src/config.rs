@@ -113,6 +113,9 @@ pub struct ServerConfig {
     pub smtp_url: Option<String>,
     /// Sender of account emails.
     pub mail_from: String,
+    /// Seconds a data-export request waits for its ZIP before answering that it is being made
+    /// (202); 0 always answers at once.
+    pub export_wait_seconds: u64,
     /// Failed sign-ins per account per 15 minutes.
     pub login_failures_per_account: u32,
     /// Failed sign-ins per client IP per 15 minutes.
@@ -155,6 +158,7 @@ impl Default for ServerConfig {
             public_url: None,
             smtp_url: None,
             mail_from: "Takarir <takarir@localhost>".into(),
+            export_wait_seconds: 10,
             login_failures_per_account: 5,
             login_failures_per_client: 20,
             policy_file: None,
@@ -216,6 +220,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("public_url", Kind::Text),
     ("smtp_url", Kind::Text),
     ("mail_from", Kind::Text),
+    ("export_wait_seconds", Kind::Number),
     ("login_failures_per_account", Kind::Number),
     ("login_failures_per_client", Kind::Number),
     ("policy_file", Kind::Text),

@@ -123,11 +123,18 @@ pub enum ApiError {
     },
     /// An email or export link that is unknown, used or expired.
     InvalidToken,
+    /// The export a link names is still being made.
+    ExportPending,
+    /// The export a link names could not be made.
+    ExportFailed,
     /// Turning history off while entries exist needs a decision: keep or delete them.
     HistoryDecisionRequired,
     /// Staff access to a user's data needs a stated reason.
     ReasonRequired,
 }
+
+/// Seconds a client is asked to wait before trying a pending export's link again.
+const EXPORT_RETRY_SECONDS: u64 = 5;
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -175,9 +182,9 @@ impl ApiError {
             Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
             Forbidden { .. } | CsrfFailed => StatusCode::FORBIDDEN,
             WeakPassword { .. } | InvalidEmail => StatusCode::UNPROCESSABLE_ENTITY,
-            EmailTaken | HistoryDecisionRequired => StatusCode::CONFLICT,
+            EmailTaken | HistoryDecisionRequired | ExportPending => StatusCode::CONFLICT,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            InvalidToken => StatusCode::GONE,
+            InvalidToken | ExportFailed => StatusCode::GONE,
             ReasonRequired => StatusCode::BAD_REQUEST,
         }
     }
@@ -216,6 +223,8 @@ impl ApiError {
             InvalidEmail => "invalid_email",
             TooManyAttempts { .. } => "too_many_attempts",
             InvalidToken => "invalid_token",
+            ExportPending => "export_pending",
+            ExportFailed => "export_failed",
             HistoryDecisionRequired => "history_decision_required",
             ReasonRequired => "reason_required",
         }
@@ -227,6 +236,7 @@ impl ApiError {
             ApiError::RateLimited { retry_after }
             | ApiError::Busy { retry_after }
             | ApiError::TooManyAttempts { retry_after } => Some(*retry_after),
+            ApiError::ExportPending => Some(EXPORT_RETRY_SECONDS),
             _ => None,
         }
     }
@@ -438,6 +448,18 @@ impl ApiError {
                 "Link no longer valid",
                 "Tautan ini tidak dikenal, sudah dipakai, atau kedaluwarsa.".into(),
                 "This link is unknown, already used, or expired.".into(),
+            ),
+            ExportPending => (
+                "Ekspor sedang disiapkan",
+                "Export being prepared",
+                format!("Ekspor Anda belum selesai dibuat. Coba lagi dalam {EXPORT_RETRY_SECONDS} detik; status ekspor ada di halaman akun."),
+                format!("Your export is not ready yet. Try again in {EXPORT_RETRY_SECONDS} seconds; your account page shows its status."),
+            ),
+            ExportFailed => (
+                "Ekspor gagal dibuat",
+                "Export could not be made",
+                "Ekspor ini gagal dibuat dan tidak menyimpan apa pun. Buat ekspor baru dari halaman akun.".into(),
+                "This export could not be made and nothing of it was stored. Make a new one from your account page.".into(),
             ),
             HistoryDecisionRequired => (
                 "Pilih nasib riwayat",

@@ -16,9 +16,10 @@ use futures_util::stream::BoxStream;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::time::Duration;
 use takarir_store::consents::PURPOSE_TRAINING;
 use takarir_store::erasure::user_prefix;
-use takarir_store::exports::Export;
+use takarir_store::exports::{self, Export};
 use takarir_store::history::{HistoryQuery, NewHistoryEntry};
 use takarir_store::training::NewTrainingItem;
 use takarir_store::users::User;
@@ -201,7 +202,7 @@ pub async fn access_document(state: &AppState, user: &User) -> Result<Value, Api
 
 /// An export's public fields.
 pub fn export_json(e: &Export) -> Value {
-    json!({"id": e.id.0, "size_bytes": e.size_bytes, "created_at": ts(e.created_at), "expires_at": ts(e.expires_at)})
+    json!({"id": e.id.0, "status": e.status, "size_bytes": e.size_bytes, "created_at": ts(e.created_at), "expires_at": ts(e.expires_at)})
 }
 
 fn training_file(id: i64, format: &str) -> String {
@@ -216,66 +217,106 @@ fn training_file(id: i64, format: &str) -> String {
     )
 }
 
-/// Builds the export ZIP (`data.json` and the training images), stores it encrypted under the
-/// user's prefix, and returns it with the secret download token (valid [`EXPORT_DAYS`] days).
-///
-/// The ZIP is written into one end of a pipe while the other end is encrypted and uploaded in
-/// chunks, so an export holds one training image in memory at a time, whatever its size.
+/// Starts the user's export: a pending row and its link at once, the ZIP (`data.json` and the
+/// training images) made in the background. Waits up to `export_wait_seconds` for the ZIP, so a
+/// small export answers ready (or its error) in the same request; a larger one answers pending
+/// and its link works once it is ready.
 pub async fn create_export(state: &AppState, user: &User) -> Result<(Export, String), ApiError> {
     let st = state.storage();
-    let doc = access_document(state, user).await?;
-    let data_json = serde_json::to_vec_pretty(&doc).map_err(|_| ApiError::Internal)?;
-    let items = st.db.training().list(user.id).await?;
     let path = format!(
         "{}/exports/{}.zip",
         user_prefix(user.id),
         crate::auth::random_token()
     );
-    let (zip_end, upload_end) = tokio::io::duplex(64 * 1024);
-    let write = async {
-        // Stored, not deflated: the images are compressed already and data.json is small.
-        let entry = |name: String| ZipEntryBuilder::new(name.into(), Compression::Stored);
-        let mut zip = ZipFileWriter::with_tokio(zip_end);
-        zip.write_entry_whole(entry("data.json".into()), &data_json)
-            .await
-            .map_err(zip_failed)?;
-        for item in &items {
-            let bytes = st.blobs.get(&item.object_path).await?;
-            zip.write_entry_whole(entry(training_file(item.id.0, &item.format)), &bytes)
-                .await
-                .map_err(zip_failed)?;
-        }
-        // Closing writes the central directory; the pipe's end is then dropped, which ends
-        // the upload's input.
-        zip.close().await.map_err(zip_failed)?;
-        Ok::<_, ApiError>(())
-    };
-    let upload = st.blobs.put_stream(
-        &path,
-        ReaderStream::new(upload_end).map_err(takarir_store::Error::from),
-        Sensitivity::Personal,
-    );
-    let size = match tokio::join!(write, upload) {
-        (Ok(()), Ok((_, size))) => size,
-        (written, uploaded) => {
-            // A failed write ends the pipe early, so the upload may have stored a partial ZIP.
-            if let Err(e) = st.blobs.delete(&path).await {
-                tracing::error!(error = %e, "deleting a failed export failed");
-            }
-            return Err(match uploaded {
-                Err(e) => e.into(),
-                Ok(_) => written.err().unwrap_or(ApiError::Internal),
-            });
-        }
-    };
     let token = crate::auth::random_token();
     let expires = OffsetDateTime::now_utc() + time::Duration::days(EXPORT_DAYS);
     let export = st
         .db
         .exports()
-        .create(user.id, &token, &path, size, expires)
+        .create(user.id, &token, &path, expires)
         .await?;
-    Ok((export, token))
+    let made = tokio::spawn(make_export(state.clone(), user.clone(), export.clone()));
+    let wait = Duration::from_secs(state.config().export_wait_seconds);
+    if wait.is_zero() {
+        return Ok((export, token));
+    }
+    match tokio::time::timeout(wait, made).await {
+        Err(_) => Ok((export, token)), // still being made
+        Ok(Err(_)) => Err(ApiError::Internal),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Ok(Ok(size))) => Ok((
+            Export {
+                status: exports::READY.into(),
+                size_bytes: size as i64,
+                ..export
+            },
+            token,
+        )),
+    }
+}
+
+/// Writes the export's ZIP into the object store and marks the row ready (or failed); returns
+/// its size. The ZIP is never whole in memory: it is written into one end of a pipe and
+/// streamed from the other into the store, encrypted.
+async fn make_export(state: AppState, user: User, export: Export) -> Result<u64, ApiError> {
+    let st = state.storage();
+    let path = &export.object_path;
+    let made = async {
+        let doc = access_document(&state, &user).await?;
+        let data_json = serde_json::to_vec_pretty(&doc).map_err(|_| ApiError::Internal)?;
+        let items = st.db.training().list(user.id).await?;
+        let (zip_end, upload_end) = tokio::io::duplex(64 * 1024);
+        let write = async {
+            // Stored, not deflated: the images are compressed already and data.json is small.
+            let entry = |name: String| ZipEntryBuilder::new(name.into(), Compression::Stored);
+            let mut zip = ZipFileWriter::with_tokio(zip_end);
+            zip.write_entry_whole(entry("data.json".into()), &data_json)
+                .await
+                .map_err(zip_failed)?;
+            for item in &items {
+                let bytes = st.blobs.get(&item.object_path).await?;
+                zip.write_entry_whole(entry(training_file(item.id.0, &item.format)), &bytes)
+                    .await
+                    .map_err(zip_failed)?;
+            }
+            // Closing writes the central directory; the pipe's end is then dropped, which ends
+            // the upload's input.
+            zip.close().await.map_err(zip_failed)?;
+            Ok::<_, ApiError>(())
+        };
+        let upload = st.blobs.put_stream(
+            path,
+            ReaderStream::new(upload_end).map_err(takarir_store::Error::from),
+            Sensitivity::Personal,
+        );
+        match tokio::join!(write, upload) {
+            (Ok(()), Ok((_, size))) => Ok(size),
+            (written, uploaded) => Err(match uploaded {
+                Err(e) => e.into(),
+                Ok(_) => written.err().unwrap_or(ApiError::Internal),
+            }),
+        }
+    };
+    match made.await {
+        Ok(size) => {
+            if st.db.exports().finish(export.id, size).await? {
+                return Ok(size);
+            }
+            // Revoked, or the account erased, while the ZIP was made: it must not outlive them.
+            st.blobs.delete(path).await?;
+            Err(ApiError::NotFound)
+        }
+        Err(e) => {
+            // A failed write ends the pipe early, so the upload may have stored a partial ZIP.
+            if let Err(e) = st.blobs.delete(path).await {
+                tracing::error!(error = %e, "deleting a failed export failed");
+            }
+            if let Err(e) = st.db.exports().fail(export.id).await {
+                tracing::error!(error = %e, "marking an export failed failed");
+            }
+            Err(e)
+        }
+    }
 }
 
 fn zip_failed(e: async_zip::error::ZipError) -> ApiError {
@@ -296,6 +337,11 @@ pub async fn export_by_token(
         .get_by_token(token)
         .await?
         .ok_or(ApiError::InvalidToken)?;
+    match export.status.as_str() {
+        exports::PENDING => return Err(ApiError::ExportPending),
+        exports::FAILED => return Err(ApiError::ExportFailed),
+        _ => {}
+    }
     let (_, content) = st.blobs.get_stream(&export.object_path).await?;
     Ok((export.size_bytes.max(0) as u64, content))
 }
@@ -317,9 +363,28 @@ pub async fn revoke_export(
     Ok(())
 }
 
-/// Deletes exports past their 7 days.
+/// How long an export may stay pending before the sweeper takes its node to have stopped while
+/// making it.
+const EXPORT_STALE: time::Duration = time::Duration::hours(1);
+
+/// Deletes exports past their 7 days, and fails those a stopped node left pending.
 pub async fn delete_expired_exports(state: &AppState) {
     let st = state.storage();
+    let stale = st
+        .db
+        .exports()
+        .fail_stale(OffsetDateTime::now_utc() - EXPORT_STALE)
+        .await;
+    match stale {
+        Ok(paths) => {
+            for p in paths {
+                if let Err(e) = st.blobs.delete(&p).await {
+                    tracing::error!(error = %e, "deleting a stale export failed");
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "failing stale exports failed"),
+    }
     match st.db.exports().delete_expired().await {
         Ok(paths) => {
             for p in paths {

@@ -103,6 +103,10 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("exports", "Ekspor data", "Data export"),
     ("export_create", "Buat ekspor (ZIP)", "Create an export (ZIP)"),
     ("export_ready", "Ekspor siap. Tautan ini berlaku 7 hari dan hanya ditampilkan sekali:", "Export ready. This link works for 7 days and is shown only once:"),
+    ("export_pending", "Ekspor sedang disiapkan; muat ulang halaman ini untuk melihat statusnya. Tautan ini berfungsi setelah ekspor siap, selama 7 hari, dan hanya ditampilkan sekali:", "Your export is being prepared; reload this page to see its status. This link works once it is ready, for 7 days, and is shown only once:"),
+    ("status_pending", "sedang disiapkan", "being prepared"),
+    ("status_ready", "siap", "ready"),
+    ("status_failed", "gagal dibuat; buat yang baru", "could not be made; make a new one"),
     ("expires", "berlaku hingga", "valid until"),
     ("revoke", "Cabut", "Revoke"),
     ("api_keys", "Kunci API", "API keys"),
@@ -459,6 +463,13 @@ async fn page(
     account_page(&state, &a, lang, &q, None, None).await
 }
 
+/// A just-made export's link (a secret shown once) and its status.
+#[derive(serde::Serialize)]
+struct NewExport {
+    token: String,
+    status: String,
+}
+
 /// The access page of a signed-in user. `new_key` / `new_export`: a secret to show once, in
 /// this answer only (never in a URL, where browser history would keep it).
 async fn account_page(
@@ -467,7 +478,7 @@ async fn account_page(
     lang: Lang,
     q: &HashMap<String, String>,
     new_key: Option<String>,
-    new_export: Option<String>,
+    new_export: Option<NewExport>,
 ) -> Response {
     let r = async {
         let doc = rights::access_document(state, &a.user).await?;
@@ -672,12 +683,18 @@ async fn export(
     let lang = lang_of(ctx.as_deref());
     let r = async {
         let a = form_user(&state, &headers, &f).await?;
-        let (_, token) = rights::create_export(&state, &a.user).await?;
-        Ok::<_, ApiError>((a, token))
+        let (export, token) = rights::create_export(&state, &a.user).await?;
+        Ok::<_, ApiError>((
+            a,
+            NewExport {
+                token,
+                status: export.status,
+            },
+        ))
     }
     .await;
     match r {
-        Ok((a, token)) => account_page(&state, &a, lang, &HashMap::new(), None, Some(token)).await,
+        Ok((a, new)) => account_page(&state, &a, lang, &HashMap::new(), None, Some(new)).await,
         Err(e) => error_page(&state, lang, e),
     }
 }

@@ -1438,8 +1438,122 @@ async fn an_export_is_streamed_and_never_passes_damaged_as_whole() {
     let r = e.call(Method::POST, "/api/v1/me/exports", &who, None).await;
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(e.storage.blobs.list(&prefix).await.unwrap(), exports);
+    // Listed as failed (so the user knows), with nothing stored.
     let list: Value = e.get_json("/api/v1/me/exports", &who).await;
-    assert_eq!(list["exports"].as_array().unwrap().len(), 1);
+    let statuses: Vec<&str> = list["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ready", "failed"]);
+    e.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_is_made_in_the_background_and_its_link_waits_for_it() {
+    // No waiting in the request: every export answers 202 at once and is made afterwards.
+    let e = Env::start(false, |c| c.export_wait_seconds = 0).await;
+    let a = email("exbg");
+    let who = active_user(&e, &a).await;
+    assert_eq!(e.caption(&who).await.status(), StatusCode::OK);
+    let uid = e.user_id(&a).await;
+    let r = e.call(Method::POST, "/api/v1/me/exports", &who, None).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "pending");
+    let url = v["url"].as_str().unwrap();
+    let link = url[url.find("/exports/").unwrap()..].to_string();
+    // Listed pending until its ZIP is stored, then ready with its size.
+    let mut ready = Value::Null;
+    for _ in 0..300 {
+        let list: Value = e.get_json("/api/v1/me/exports", &who).await;
+        let x = list["exports"][0].clone();
+        assert_eq!(x["id"], v["id"]);
+        match x["status"].as_str().unwrap() {
+            "pending" => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => {
+                ready = x;
+                break;
+            }
+        }
+    }
+    assert_eq!(ready["status"], "ready", "made within 30 s: {ready}");
+    let r = e.client.get(e.url(&link)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let zip = r.bytes().await.unwrap().to_vec();
+    assert_eq!(zip.len() as u64, ready["size_bytes"].as_u64().unwrap());
+    let data: Value = serde_json::from_slice(&zip_file(&zip, "data.json")).unwrap();
+    assert_eq!(data["profile"]["email"], a.as_str());
+    assert_eq!(
+        zip_names(&zip).len(),
+        3,
+        "data.json and the two training images"
+    );
+
+    // A link whose export is still being made answers 409 with Retry-After, in the user's
+    // language; one that could not be made answers 410. (Rows made directly, so the state is
+    // certain when the link is asked for.)
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let pending = e
+        .db()
+        .exports()
+        .create(uid, "tok-pending", "users/none/exports/none.zip", expires)
+        .await
+        .unwrap();
+    let r = e
+        .client
+        .get(e.url("/exports/tok-pending"))
+        .header("accept-language", "id")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["code"], "export_pending");
+    assert_eq!(p["title"], "Ekspor sedang disiapkan");
+    e.db().exports().fail(pending.id).await.unwrap();
+    let r = e
+        .client
+        .get(e.url("/exports/tok-pending"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "export_failed");
+
+    // Revoked while being made: once made, its ZIP is deleted rather than kept.
+    let prefix = format!("users/{}/exports", uid.0);
+    let before = e.storage.blobs.list(&prefix).await.unwrap();
+    assert_eq!(before.len(), 1);
+    let r = e.call(Method::POST, "/api/v1/me/exports", &who, None).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let id = r.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let r = e
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/me/exports/{id}"),
+            &who,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The background task may still be uploading: the listing must settle back to the first
+    // export alone and stay so.
+    let mut settled = 0;
+    for _ in 0..100 {
+        if e.storage.blobs.list(&prefix).await.unwrap() == before {
+            settled += 1;
+            if settled == 20 {
+                break;
+            }
+        } else {
+            settled = 0;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(settled, 20, "the revoked export's ZIP is not left behind");
     e.finish().await;
 }
 

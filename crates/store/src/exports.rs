@@ -1,6 +1,8 @@
 //! `exports`: a user's data export (a ZIP in the object store) and its download link. The link
 //! carries a random token, stored as SHA-256; it works until `expires_at` (7 days, set by the
 //! caller) or until the user revokes it, which deletes the row (the caller deletes the object).
+//! A row is made `pending` when the export is asked for and becomes `ready` once its ZIP is
+//! stored (or `failed`), so a large export never holds a request open.
 
 use std::fmt;
 
@@ -26,38 +28,90 @@ pub struct Export {
     pub user_id: UserId,
     pub object_path: String,
     pub size_bytes: i64,
+    /// [`PENDING`], [`READY`] or [`FAILED`].
+    pub status: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
 
-const COLUMNS: &str = "id, user_id, object_path, size_bytes, created_at, expires_at";
+/// The ZIP is being made; its link answers "not yet".
+pub const PENDING: &str = "pending";
+/// The ZIP is stored and downloads until the link expires.
+pub const READY: &str = "ready";
+/// The ZIP could not be made; nothing is stored.
+pub const FAILED: &str = "failed";
+
+const COLUMNS: &str = "id, user_id, object_path, size_bytes, status, created_at, expires_at";
 
 /// The `exports` table, borrowed from [`Db::exports`].
 pub struct Exports<'a>(pub(crate) &'a Db);
 
 impl Exports<'_> {
+    /// A pending export, before its ZIP is made.
     pub async fn create(
         &self,
         user: UserId,
         token: &str,
         object_path: &str,
-        size_bytes: u64,
         expires_at: OffsetDateTime,
     ) -> Result<Export> {
         let sql = format!(
-            "INSERT INTO exports (user_id, token_hash, object_path, size_bytes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+            "INSERT INTO exports (user_id, token_hash, object_path, size_bytes, status, created_at, expires_at) \
+             VALUES ($1, $2, $3, 0, '{PENDING}', $4, $5) RETURNING {COLUMNS}"
         );
         on_db!(self.0, pool => sqlx::query_as::<_, Export>(&sql)
             .bind(user)
             .bind(token_hash(token))
             .bind(object_path)
-            .bind(size_bytes as i64)
             .bind(now())
             .bind(expires_at)
             .fetch_one(pool)
             .await)
         .map_err(fk_as_not_found)
+    }
+
+    /// A pending export's ZIP is stored: it becomes ready. False when the row is gone (revoked,
+    /// or the account erased, while the ZIP was made) or no longer pending: the caller deletes
+    /// the object it just stored.
+    pub async fn finish(&self, id: ExportId, size_bytes: u64) -> Result<bool> {
+        let sql = format!(
+            "UPDATE exports SET status = '{READY}', size_bytes = $2 WHERE id = $1 AND status = '{PENDING}'"
+        );
+        let done = on_db!(self.0, pool => sqlx::query(&sql)
+            .bind(id)
+            .bind(size_bytes as i64)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// A pending export could not be made.
+    pub async fn fail(&self, id: ExportId) -> Result<()> {
+        let sql = format!(
+            "UPDATE exports SET status = '{FAILED}' WHERE id = $1 AND status = '{PENDING}'"
+        );
+        on_db!(self.0, pool => sqlx::query(&sql).bind(id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Exports still pending since `before` (their node stopped while making them) are marked
+    /// failed; returns their object paths, for the caller to delete whatever was stored.
+    pub async fn fail_stale(&self, before: OffsetDateTime) -> Result<Vec<String>> {
+        let sql = match self.0 {
+            Db::Sqlite(_) => format!(
+                "UPDATE exports SET status = '{FAILED}' WHERE status = '{PENDING}' \
+                 AND julianday(created_at) <= julianday($1) RETURNING object_path"
+            ),
+            Db::Postgres(_) => format!(
+                "UPDATE exports SET status = '{FAILED}' WHERE status = '{PENDING}' \
+                 AND created_at <= $1 RETURNING object_path"
+            ),
+        };
+        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(&sql)
+            .bind(before)
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// The export a download token names, if it has not expired.

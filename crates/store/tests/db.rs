@@ -4,6 +4,7 @@
 
 use takarir_store::consents::{PURPOSE_POLICY, PURPOSE_TRAINING};
 use takarir_store::email_tokens::TokenPurpose;
+use takarir_store::exports;
 use takarir_store::history::{HistoryId, HistoryQuery, NewHistoryEntry};
 use takarir_store::preferences::Preferences;
 use takarir_store::training::NewTrainingItem;
@@ -701,7 +702,7 @@ both_backends!(
                 .await
                 .unwrap();
             db.exports()
-                .create(u.id, &format!("export-{tag}"), "p", 1, later)
+                .create(u.id, &format!("export-{tag}"), "p", later)
                 .await
                 .unwrap();
             assert!(db.policy_notices().claim(u.id, "1.0").await.unwrap());
@@ -1249,16 +1250,66 @@ both_backends!(account_tokens_expire_and_work_once, |db, url| {
         db.api_keys().authenticate("tkr_secret").await.unwrap(),
         None
     );
-    // Exports: by token until expiry; the sweeper deletes expired ones.
-    db.exports()
-        .create(alice.id, "e-live", "p/live", 10, now + Duration::days(7))
+    // Exports: pending until finished (once), by token until expiry; the sweeper deletes expired
+    // ones, and fails those left pending by a node that stopped.
+    let live = db
+        .exports()
+        .create(alice.id, "e-live", "p/live", now + Duration::days(7))
         .await
         .unwrap();
-    db.exports()
-        .create(alice.id, "e-old", "p/old", 10, now - Duration::seconds(1))
+    assert_eq!(
+        (live.status.as_str(), live.size_bytes),
+        (exports::PENDING, 0)
+    );
+    assert!(db.exports().finish(live.id, 10).await.unwrap());
+    assert!(
+        !db.exports().finish(live.id, 11).await.unwrap(),
+        "finished once"
+    );
+    db.exports().fail(live.id).await.unwrap();
+    let got = db.exports().get_by_token("e-live").await.unwrap().unwrap();
+    assert_eq!((got.status.as_str(), got.size_bytes), (exports::READY, 10));
+    let old = db
+        .exports()
+        .create(alice.id, "e-old", "p/old", now - Duration::seconds(1))
         .await
         .unwrap();
-    assert!(db.exports().get_by_token("e-live").await.unwrap().is_some());
+    db.exports().fail(old.id).await.unwrap();
+    let stuck = db
+        .exports()
+        .create(alice.id, "e-stuck", "p/stuck", now + Duration::days(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.exports()
+            .fail_stale(now - Duration::hours(1))
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "made just now: not stale"
+    );
+    assert_eq!(
+        db.exports()
+            .fail_stale(now + Duration::seconds(5))
+            .await
+            .unwrap(),
+        vec!["p/stuck".to_string()]
+    );
+    let got = db.exports().get_by_token("e-stuck").await.unwrap().unwrap();
+    assert_eq!(got.status, exports::FAILED);
+    assert!(
+        !db.exports().finish(stuck.id, 10).await.unwrap(),
+        "failed stays failed"
+    );
+    db.exports().delete(alice.id, stuck.id).await.unwrap();
+    // Revoked (or erased) while being made: finishing reports it, so the ZIP can be deleted.
+    let gone = db
+        .exports()
+        .create(alice.id, "e-gone", "p/gone", now + Duration::days(7))
+        .await
+        .unwrap();
+    db.exports().delete(alice.id, gone.id).await.unwrap();
+    assert!(!db.exports().finish(gone.id, 10).await.unwrap());
     assert_eq!(db.exports().get_by_token("e-old").await.unwrap(), None);
     assert_eq!(
         db.exports().delete_expired().await.unwrap(),
