@@ -20,7 +20,10 @@ CONFIG = {
     "vocab_size": 5000,
     "flip_view": False,
     "model": {"d": 256, "heads": 8, "layers": 3, "ff": 1024, "dropout": 0.15},
-    "lr": 5e-4, "epochs": 8, "patience": 2, "batch_images": 32, "caps_per_lang": 2, "label_smoothing": 0.1,
+    # Training passes in bf16 autocast (~1.3x faster on this CPU); the time saved pays for 3 captions per language
+    # per image and epoch instead of 2: greedy dev after ft en/id 0.436/0.529 -> 0.454/0.547 in the same minutes.
+    "bf16": True,
+    "lr": 5e-4, "epochs": 8, "patience": 2, "batch_images": 32, "caps_per_lang": 3, "label_smoothing": 0.1,
     "dev_images": 500,
     "ft_lr": 1.5e-4, "ft_epochs": 2, "ft_caps_per_lang": 5,  # continue XE from xe_best over all captions
     # ft also fine-tunes the backbone from block 16 on (and its head) on cached inputs of that block: dev beam
