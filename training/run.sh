@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce models/default from Flickr8k in one command (CPU, 78 min on 2 cores, measured from a fresh clone).
+# Reproduce models/default from Flickr8k in one command (CPU, about 75 min on 2 cores from a fresh clone).
 # TAKARIR_TRAIN_PYTHON=/path/to/python skips the venv setup; extra args go to the pipeline (e.g. --name x).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
