@@ -367,33 +367,31 @@ pub async fn revoke_export(
 /// making it.
 const EXPORT_STALE: time::Duration = time::Duration::hours(1);
 
-/// Deletes exports past their 7 days, and fails those a stopped node left pending.
+/// Deletes exports past their 7 days, and fails those a stopped node left pending; either way
+/// their ZIPs go.
 pub async fn delete_expired_exports(state: &AppState) {
     let st = state.storage();
-    let stale = st
-        .db
-        .exports()
-        .fail_stale(OffsetDateTime::now_utc() - EXPORT_STALE)
-        .await;
-    match stale {
-        Ok(paths) => {
-            for p in paths {
-                if let Err(e) = st.blobs.delete(&p).await {
-                    tracing::error!(error = %e, "deleting a stale export failed");
+    let exports = st.db.exports();
+    let swept = [
+        (
+            "stale",
+            exports
+                .fail_stale(OffsetDateTime::now_utc() - EXPORT_STALE)
+                .await,
+        ),
+        ("expired", exports.delete_expired().await),
+    ];
+    for (which, paths) in swept {
+        match paths {
+            Ok(paths) => {
+                for p in paths {
+                    if let Err(e) = st.blobs.delete(&p).await {
+                        tracing::error!(error = %e, which, "deleting an export's ZIP failed");
+                    }
                 }
             }
+            Err(e) => tracing::error!(error = %e, which, "sweeping exports failed"),
         }
-        Err(e) => tracing::error!(error = %e, "failing stale exports failed"),
-    }
-    match st.db.exports().delete_expired().await {
-        Ok(paths) => {
-            for p in paths {
-                if let Err(e) = st.blobs.delete(&p).await {
-                    tracing::error!(error = %e, "deleting an expired export failed");
-                }
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "listing expired exports failed"),
     }
 }
 
