@@ -88,6 +88,11 @@ class Logger:
             f.write(line + "\n")
 
 
+def per_lang(v):
+    """A per-language setting: a number for every language, or {"en": .., "id": ..} to weight one of them."""
+    return dict(v) if isinstance(v, dict) else {lang: v for lang in LANGS}
+
+
 def save(path, **state):
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -136,13 +141,13 @@ def train_xe(run, data, tok, cfg, log, stage="xe", init=None):
         order = train[:]
         rng.shuffle(order)
         t0, tot, cnt = time.time(), 0.0, 0
-        k = p["caps_per_lang"]
+        ks = per_lang(p["caps_per_lang"])
         for b in range(0, len(order), cfg["batch_images"]):
             names = order[b:b + cfg["batch_images"]]
             items = []  # (sequence, image row); k captions per language, rotating through the 5 each epoch
             for j, n in enumerate(names):
                 for lang in LANGS:
-                    caps = data.ids[n, lang]
+                    caps, k = data.ids[n, lang], ks[lang]
                     items += [(caps[(epoch * k + c) % len(caps)], j) for c in range(k)]
             items.sort(key=lambda it: len(it[0]))
             with autocast(cfg):
@@ -212,7 +217,7 @@ def train_scst(run, data, tok, cfg, log, init=None):
         log(stage="scst", epoch=-1, dev_cider_greedy=scores)
     langs = cfg.get("scst_langs") or LANGS  # e.g. ["en"]: spend the samples on one language
     scorers = {lang: CiderD({n: data.caps[lang][n] for n in train}) for lang in langs}
-    n = cfg["scst_samples"]
+    ns = per_lang(cfg["scst_samples"])
     for epoch in range(start, cfg["scst_epochs"]):
         for g in opt.param_groups:  # the config says each epoch's rate, also when a run is resumed or extended
             g["lr"] = scst_lr(cfg, epoch)
@@ -228,6 +233,7 @@ def train_scst(run, data, tok, cfg, log, init=None):
             seqs, rows, adv = [], [], []
             model.eval()
             for lang in langs:
+                n = ns[lang]
                 with torch.no_grad(), autocast(cfg):
                     ids = greedy(model, model.encode(feats), LANG_ID[lang], max_new_tokens=cfg["scst_max_tokens"],
                                  sample=True, n=n, temperature=cfg.get("scst_temperature", 1.0),
