@@ -218,6 +218,8 @@ def train_scst(run, data, tok, cfg, log, init=None):
     langs = cfg.get("scst_langs") or LANGS  # e.g. ["en"]: spend the samples on one language
     scorers = {lang: CiderD({n: data.caps[lang][n] for n in train}) for lang in langs}
     ns = per_lang(cfg["scst_samples"])
+    if min(ns[lang] for lang in langs) < 2:  # the baseline is the mean of the other samples
+        raise ValueError(f"scst_samples needs at least 2 per language, got {ns}")
     for epoch in range(start, cfg["scst_epochs"]):
         for g in opt.param_groups:  # the config says each epoch's rate, also when a run is resumed or extended
             g["lr"] = scst_lr(cfg, epoch)
