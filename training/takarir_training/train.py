@@ -93,6 +93,15 @@ def per_lang(v):
     return dict(v) if isinstance(v, dict) else {lang: v for lang in LANGS}
 
 
+def average_checkpoints(paths, out):
+    """The mean of several checkpoints' weights (integer buffers from the last): one model from the end of a run's
+    trajectory, usually a little smoother than any single point of it."""
+    sts = [torch.load(p, weights_only=False) for p in paths]
+    mean = {k: (sum(st["model"][k] for st in sts) / len(sts)) if v.is_floating_point() else v
+            for k, v in sts[-1]["model"].items()}
+    save(out, model=mean, cfg=sts[-1]["cfg"], epoch=sts[-1]["epoch"], averaged=[p.name for p in paths])
+
+
 def save(path, **state):
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -272,5 +281,6 @@ def train_scst(run, data, tok, cfg, log, init=None):
             save(run / "scst_best.pt", model=model.state_dict(), cfg=model.cfg, epoch=epoch)
         log(stage="scst", epoch=epoch, lr=scst_lr(cfg, epoch), reward=round(tot_r / max(1, cnt), 4), dev_cider_greedy=scores, best=best,
             epoch_s=round(time.time() - t0, 1))
+        save(run / f"scst_e{epoch}.pt", model=model.state_dict(), cfg=model.cfg, epoch=epoch)  # candidates on dev
         save(last, model=model.state_dict(), opt=opt.state_dict(), epoch=epoch, best=best)
     return best
