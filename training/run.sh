@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce models/default from Flickr8k in one command (CPU, about 75 min on 2 cores from a fresh clone).
+# Reproduce models/default from Flickr8k in one command (CPU, 2 cores: about 53 min from a fresh clone here, ~89 on the slower one of earlier sessions).
 # TAKARIR_TRAIN_PYTHON=/path/to/python skips the venv setup; extra args go to the pipeline (e.g. --name x).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
