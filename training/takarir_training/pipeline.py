@@ -45,10 +45,12 @@ CONFIG = {
     "scst_samples": {"en": 8, "id": 2}, "scst_max_tokens": 24, "scst_temperature": 0.5,
     "length_penalties": [0.6, 1.0, 1.4],
     # SCST picks its best epoch by greedy dev CIDEr-D, but beam search is what ships, and the two disagree by a
-    # hundredth or two between epochs. So the last two epochs and the mean of their weights compete on dev with
-    # beam search (each candidate costs ~1 min per length penalty; the XE and ft checkpoints never won).
+    # hundredth or two between epochs. So these SCST epochs and the mean of their weights stand in for SCST's
+    # greedy pick in the dev selection below.
     "scst_average": [1, 2],
-    "eval_checkpoints": ["scst_e1.pt", "scst_e2.pt", "scst_avg.pt"],
+    # Only SCST's candidates compete in the final dev selection (each costs ~1 min per length penalty; the XE and
+    # ft checkpoints never won it).
+    "eval_stages": ["scst"],
 }
 
 
@@ -93,16 +95,16 @@ def main():
         t1 = time.time()
         best = train_scst(run, data, tok, cfg, log, init=candidates[-1])
         log(event="scst_done", best=best, s=round(time.time() - t1, 1))
-        candidates.append(run / "scst_best.pt")
         if cfg.get("scst_average"):
-            average_checkpoints([run / f"scst_e{e}.pt" for e in cfg["scst_average"]], run / "scst_avg.pt")
+            epochs = [run / f"scst_e{e}.pt" for e in cfg["scst_average"]]
+            average_checkpoints(epochs, run / "scst_avg.pt")
+            candidates += epochs + [run / "scst_avg.pt"]
+        else:
+            candidates.append(run / "scst_best.pt")
     from .evaluate import evaluate_run
     t1 = time.time()
     stages = cfg.get("eval_stages")  # None: every stage's best competes on dev beam search
-    named = [run / n for n in cfg.get("eval_checkpoints") or [] if (run / n).exists()]
-    if named:
-        candidates = named
-    elif stages:
+    if stages:
         candidates = [c for c in candidates if c.name.split("_")[0] in stages] or candidates[-1:]
     final = evaluate_run(run, candidates, data, tok, cfg, log)["checkpoint"]
     final = run / final
