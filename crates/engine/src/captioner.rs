@@ -13,10 +13,12 @@ use serde::Serialize;
 
 use crate::config::{load_generation_config, ModelConfig, PreprocessorConfig};
 use crate::error::{EngineError, Result};
-use crate::generate::{generate, EarlyStopping, GenerationConfig, Hypothesis};
+use crate::generate::{generate, EarlyStopping, GenerationConfig, Hypothesis, StepModel};
+use crate::grounding::{Evidence, Grounder, GroundingParams, Review, Source};
 use crate::image::{decode, preprocess, ImageLimits, ImageMetadata};
 use crate::model::ModelFiles;
 use crate::onnx::OnnxModel;
+use crate::vision::{DetectedObject, ImageTag, Seen, Vision, VisionInput};
 
 /// How to load a model.
 #[derive(Debug, Clone)]
@@ -31,6 +33,20 @@ pub struct CaptionerOptions {
     pub ort_library: Option<PathBuf>,
     /// Input limits.
     pub limits: ImageLimits,
+    /// Where the detector and tagger come from (see [`crate::vision`]).
+    pub vision: VisionSource,
+}
+
+/// Which vision bundle (detector, tagger and lexicon) a captioner uses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum VisionSource {
+    /// The model directory's own, when it is a bundle (the default model is); none otherwise.
+    #[default]
+    Auto,
+    /// The bundle in this directory.
+    Dir(PathBuf),
+    /// None: captions are not grounded and objects and tags are unavailable.
+    Off,
 }
 
 impl CaptionerOptions {
@@ -44,6 +60,7 @@ impl CaptionerOptions {
             prefer_quantized: false,
             ort_library: None,
             limits: ImageLimits::default(),
+            vision: VisionSource::Auto,
         }
     }
 }
@@ -79,6 +96,28 @@ pub struct CaptionOptions {
     pub repetition_penalty: Option<f32>,
     /// Captions returned per image.
     pub num_return_sequences: Option<usize>,
+    /// Check captions against the detector and the tagger (default: on when the model has them).
+    pub grounded: Option<bool>,
+}
+
+/// What to compute per image besides captions (Azure's `features=caption,tags,objects`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Captions (one list per option set).
+    pub caption: bool,
+    /// Detected objects with boxes.
+    pub objects: bool,
+    /// Everyday tags.
+    pub tags: bool,
+}
+
+impl Features {
+    /// Captions only.
+    pub const CAPTION: Features = Features {
+        caption: true,
+        objects: false,
+        tags: false,
+    };
 }
 
 /// One caption.
@@ -88,10 +127,26 @@ pub struct Caption {
     pub text: String,
     /// Language code, when the model is multilingual or declares one.
     pub lang: Option<String>,
-    /// Beam score (length-penalised mean log-probability) or summed log-probability.
+    /// The captioner's raw log-probability score: beam score (length-penalised mean
+    /// log-probability) or summed log-probability; for a template, its length-penalised
+    /// log-probability under the captioner.
     pub score: f32,
     /// Generated token ids, decoder start token first.
     pub tokens: Vec<u32>,
+    /// Calibrated chance (0..1) that the caption names no object that is not there (grounded
+    /// captions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f32>,
+    /// Whether a person should check the caption before using it as alt text: low confidence,
+    /// or the caption and the detected objects disagree (grounded captions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs_review: Option<bool>,
+    /// Where the text came from (grounded captions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// The features `confidence` was computed from (for calibrating on dev sets).
+    #[serde(skip)]
+    pub review_features: Vec<f32>,
 }
 
 /// Where the time went for one call, in milliseconds.
@@ -103,8 +158,10 @@ pub struct Timings {
     pub encode_ms: f64,
     /// Encoder runs (one per batch of same-size images, whatever the number of languages).
     pub encoder_runs: usize,
-    /// The generation loop.
+    /// The generation loop (and grounding's re-decoding and template scoring).
     pub generate_ms: f64,
+    /// The detector and the tagger.
+    pub vision_ms: f64,
     /// Decoder steps taken.
     pub decoder_steps: usize,
 }
@@ -122,6 +179,12 @@ pub struct ImageCaptions {
     pub format: &'static str,
     /// EXIF summary (no GPS values).
     pub metadata: ImageMetadata,
+    /// Detected objects, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<DetectedObject>>,
+    /// Tags, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<ImageTag>>,
 }
 
 /// Model identity for display and APIs.
@@ -139,6 +202,8 @@ pub struct ModelInfo {
     pub quantized: bool,
     /// Time to open the graphs, in milliseconds.
     pub load_ms: f64,
+    /// Whether a detector and a tagger are loaded (captions grounded, objects and tags available).
+    pub vision: bool,
 }
 
 /// A loaded model, ready to caption. `Send + Sync`: share one per process.
@@ -150,6 +215,8 @@ pub struct Captioner {
     preprocessor: PreprocessorConfig,
     limits: ImageLimits,
     info: ModelInfo,
+    vision: Option<Vision>,
+    grounding: GroundingParams,
 }
 
 /// A step counter around the real decoder, for timings.
@@ -212,6 +279,19 @@ impl Captioner {
             model_config.version.as_deref().unwrap_or("unversioned"),
             if files.quantized { "+int8" } else { "" }
         );
+        let vision_dir = match &opts.vision {
+            VisionSource::Auto => Some(files.dir.clone()).filter(|d| Vision::is_bundle(d)),
+            VisionSource::Dir(d) => Some(d.clone()),
+            VisionSource::Off => None,
+        };
+        let vision = vision_dir
+            .map(|d| Vision::load(&d, opts.threads))
+            .transpose()?;
+        let grounding = vision
+            .as_ref()
+            .map(|v| GroundingParams::load(v.dir()))
+            .transpose()?
+            .unwrap_or_default();
         let info = ModelInfo {
             name,
             version,
@@ -219,6 +299,7 @@ impl Captioner {
             languages,
             quantized: files.quantized,
             load_ms: started.elapsed().as_secs_f64() * 1000.0,
+            vision: vision.is_some(),
         };
         Ok(Captioner {
             onnx,
@@ -228,6 +309,8 @@ impl Captioner {
             preprocessor,
             limits: opts.limits,
             info,
+            vision,
+            grounding,
         })
     }
 
@@ -304,8 +387,17 @@ impl Captioner {
 
     /// Decodes and pre-processes one image (no model work).
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared> {
+        self.prepare_for(bytes, false)
+    }
+
+    /// [`Captioner::prepare`], with the vision networks' inputs too when `vision` (and loaded).
+    fn prepare_for(&self, bytes: &[u8], vision: bool) -> Result<Prepared> {
         let img = decode(bytes, &self.limits)?;
         let (pixels, h, w) = preprocess(&img.rgb, &self.preprocessor)?;
+        let vision_input = match (&self.vision, vision) {
+            (Some(v), true) => Some(v.inputs(&img.rgb)?),
+            _ => None,
+        };
         Ok(Prepared {
             pixels,
             height: h as usize,
@@ -314,7 +406,18 @@ impl Captioner {
             image_height: img.rgb.height(),
             format: img.format,
             metadata: img.metadata,
+            vision_input,
         })
+    }
+
+    /// The vision bundle, when loaded.
+    pub fn vision(&self) -> Option<&Vision> {
+        self.vision.as_ref()
+    }
+
+    /// The grounding thresholds in use.
+    pub fn grounding(&self) -> &GroundingParams {
+        &self.grounding
     }
 
     /// Captions pre-processed images with fully specified generation settings.
@@ -399,6 +502,10 @@ impl Captioner {
             lang,
             score: h.score,
             tokens: h.tokens,
+            confidence: None,
+            needs_review: None,
+            source: None,
+            review_features: vec![],
         }
     }
 
@@ -419,9 +526,39 @@ impl Captioner {
         images: &[&[u8]],
         opts: &[CaptionOptions],
     ) -> (Vec<Result<ImageCaptions>>, Timings) {
+        self.analyze_images(images, opts, Features::CAPTION)
+    }
+
+    /// Captions (one list per option set), objects and tags of several images, as `features`
+    /// asks. Each image is decoded once and encoded once; one bad file never sinks the others.
+    /// Captions are grounded (see [`crate::grounding`]) unless an option set turns it off or
+    /// the model has no vision bundle; asking for objects or tags without one is an error.
+    pub fn analyze_images(
+        &self,
+        images: &[&[u8]],
+        opts: &[CaptionOptions],
+        features: Features,
+    ) -> (Vec<Result<ImageCaptions>>, Timings) {
         let mut timings = Timings::default();
+        if (features.objects || features.tags) && self.vision.is_none() {
+            let err = EngineError::InvalidOption(
+                "objects and tags need a model with a detector and a tagger".into(),
+            );
+            return (
+                images.iter().map(|_| Err(err.duplicate())).collect(),
+                timings,
+            );
+        }
+        let grounded = |o: &CaptionOptions| self.vision.is_some() && o.grounded.unwrap_or(true);
+        let need_vision = self.vision.is_some()
+            && (features.objects
+                || features.tags
+                || (features.caption && opts.iter().any(grounded)));
         let t = Instant::now();
-        let prepared: Vec<Result<Prepared>> = images.iter().map(|b| self.prepare(b)).collect();
+        let prepared: Vec<Result<Prepared>> = images
+            .iter()
+            .map(|b| self.prepare_for(b, need_vision))
+            .collect();
         timings.preprocess_ms = t.elapsed().as_secs_f64() * 1000.0;
         // Group the good images by tensor size (fixed-size models have one group).
         let mut groups: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
@@ -430,59 +567,359 @@ impl Captioner {
                 groups.entry((p.height, p.width)).or_default().push(i);
             }
         }
-        let configs: Result<Vec<_>> = opts.iter().map(|o| self.generation_config(o)).collect();
-        let mut captions: Vec<Option<Result<Vec<Caption>>>> =
-            (0..images.len()).map(|_| None).collect();
+        let configs: Result<Vec<_>> = opts
+            .iter()
+            .map(|o| {
+                let (mut g, lang) = self.generation_config(o)?;
+                if grounded(o) && g.num_beams > 1 {
+                    // Grounding chooses among the beam's best few; the caller still gets at most
+                    // as many as asked for.
+                    g.num_return_sequences = g
+                        .num_return_sequences
+                        .max(self.grounding.alternatives.min(g.num_beams));
+                }
+                Ok((g, lang, grounded(o), o.num_return_sequences))
+            })
+            .collect();
+        let mut results: Vec<Option<Result<Analysed>>> = (0..images.len()).map(|_| None).collect();
         for idx in groups.into_values() {
             let batch: Vec<&Prepared> = idx
                 .iter()
                 .map(|&i| prepared[i].as_ref().expect("grouped only Ok"))
                 .collect();
-            let captioned = configs
+            let analysed = configs
                 .as_ref()
                 .map_err(|e| e.duplicate())
-                .and_then(|configs| {
-                    let (states, shape) = self.encode(&batch, &mut timings)?;
-                    let mut per_image: Vec<Vec<Caption>> = vec![Vec::new(); batch.len()];
-                    for (g, lang) in configs {
-                        let out =
-                            self.generate_from(&states, shape, g, lang.clone(), &mut timings)?;
-                        per_image
-                            .iter_mut()
-                            .zip(out)
-                            .for_each(|(acc, c)| acc.extend(c));
-                    }
-                    Ok(per_image)
-                });
-            match captioned {
+                .and_then(|configs| self.analyse_batch(&batch, configs, features, &mut timings));
+            match analysed {
                 Ok(out) => idx
                     .iter()
                     .zip(out)
-                    .for_each(|(&i, c)| captions[i] = Some(Ok(c))),
+                    .for_each(|(&i, a)| results[i] = Some(Ok(a))),
                 Err(e) => {
                     for &i in &idx {
-                        captions[i] = Some(Err(e.duplicate()));
+                        results[i] = Some(Err(e.duplicate()));
                     }
                 }
             }
         }
         let results = prepared
             .into_iter()
-            .zip(captions)
-            .map(|(p, c)| {
+            .zip(results)
+            .map(|(p, a)| {
                 let p = p?;
-                let captions = c.expect("every good image was captioned")?;
+                let a = a.expect("every good image was analysed")?;
+                let px = |f: f32, side: u32| (f * side as f32).round().max(0.0) as u32;
+                let objects = a.objects.map(|dets| {
+                    let classes = self
+                        .vision
+                        .as_ref()
+                        .expect("objects need vision")
+                        .lexicon()
+                        .classes();
+                    dets.into_iter()
+                        .map(|d| {
+                            let c = &classes[d.class];
+                            let (x, y) =
+                                (px(d.bbox.x0, p.image_width), px(d.bbox.y0, p.image_height));
+                            DetectedObject {
+                                name_en: c.en.clone(),
+                                name_id: c.id.clone(),
+                                class: c.name.clone(),
+                                confidence: d.score,
+                                bbox: [
+                                    x,
+                                    y,
+                                    px(d.bbox.x1, p.image_width).saturating_sub(x),
+                                    px(d.bbox.y1, p.image_height).saturating_sub(y),
+                                ],
+                            }
+                        })
+                        .collect()
+                });
                 Ok(ImageCaptions {
-                    captions,
+                    captions: a.captions,
                     width: p.image_width,
                     height: p.image_height,
                     format: p.format,
                     metadata: p.metadata,
+                    objects,
+                    tags: a.tags,
                 })
             })
             .collect();
         (results, timings)
     }
+
+    /// One same-size batch: encoder once, vision once, then each option set's captions.
+    fn analyse_batch(
+        &self,
+        batch: &[&Prepared],
+        configs: &[(GenerationConfig, Option<String>, bool, Option<usize>)],
+        features: Features,
+        timings: &mut Timings,
+    ) -> Result<Vec<Analysed>> {
+        let seen: Option<Vec<Seen>> = match &self.vision {
+            Some(v) if batch.iter().all(|p| p.vision_input.is_some()) => {
+                let t = Instant::now();
+                let inputs: Vec<&VisionInput> = batch
+                    .iter()
+                    .map(|p| p.vision_input.as_ref().expect("checked"))
+                    .collect();
+                let seen = v.see(&inputs)?;
+                timings.vision_ms += t.elapsed().as_secs_f64() * 1000.0;
+                Some(seen)
+            }
+            _ => None,
+        };
+        let grounder = self
+            .vision
+            .as_ref()
+            .map(|v| Grounder::new(v, &self.grounding));
+        let evidence: Option<Vec<Evidence>> = match (&grounder, &seen) {
+            (Some(g), Some(seen)) => Some(seen.iter().map(|s| g.evidence(s)).collect()),
+            _ => None,
+        };
+        let mut out: Vec<Analysed> = (0..batch.len())
+            .map(|i| {
+                let (objects, tags) = match (&grounder, &seen, &evidence) {
+                    (Some(g), Some(seen), Some(ev)) => (
+                        features.objects.then(|| g.objects(&ev[i], &seen[i])),
+                        features.tags.then(|| {
+                            g.tags(&ev[i])
+                                .into_iter()
+                                .map(|(name_en, name_id, confidence)| ImageTag {
+                                    name_en,
+                                    name_id,
+                                    confidence,
+                                })
+                                .collect()
+                        }),
+                    ),
+                    _ => (None, None),
+                };
+                Analysed {
+                    captions: vec![],
+                    objects,
+                    tags,
+                }
+            })
+            .collect();
+        if !features.caption {
+            return Ok(out);
+        }
+        let (states, shape) = self.encode(batch, timings)?;
+        for (g, lang, grounded, asked) in configs {
+            let captions = self.generate_from(&states, shape, g, lang.clone(), timings)?;
+            for (i, alts) in captions.into_iter().enumerate() {
+                let chosen = match (&grounder, &evidence, lang) {
+                    (Some(gr), Some(ev), Some(l)) if *grounded && gr_knows(gr, l) => {
+                        let item = ItemStates {
+                            states: &states[i * shape[1] * shape[2]..(i + 1) * shape[1] * shape[2]],
+                            shape: [1, shape[1], shape[2]],
+                        };
+                        self.ground(gr, &ev[i], alts, g, l, *asked, item, timings)?
+                    }
+                    _ => alts,
+                };
+                out[i].captions.extend(chosen);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Chooses, fixes or replaces one image's captions in one language (see [`crate::grounding`]).
+    #[allow(clippy::too_many_arguments)]
+    fn ground(
+        &self,
+        gr: &Grounder<'_>,
+        ev: &Evidence,
+        alts: Vec<Caption>,
+        g: &GenerationConfig,
+        lang: &str,
+        asked: Option<usize>,
+        item: ItemStates<'_>,
+        timings: &mut Timings,
+    ) -> Result<Vec<Caption>> {
+        let lex = gr_lexicon(gr);
+        let wanted = asked.unwrap_or(1).max(1).min(alts.len().max(1));
+        let mut kept: Vec<(Caption, Source)> = alts
+            .iter()
+            .filter(|c| gr.accepts(ev, &c.text, lang))
+            .map(|c| (c.clone(), Source::Model))
+            .collect();
+        if kept.is_empty() && gr.tag_first(ev) {
+            if let Some(text) = gr.template(ev, lang) {
+                let c = self.score_text(item, g, lang, &text, timings)?;
+                kept.push((c, Source::Template));
+            }
+        }
+        if kept.is_empty() {
+            if !ev.out_of_domain {
+                let banned = gr.banned(ev);
+                let redo = self.decode_banned(item, g, lang, &banned, timings)?;
+                if let Some(c) = redo.filter(|c| gr.accepts_constrained(ev, &c.text, lang)) {
+                    kept.push((c, Source::Constrained));
+                }
+            }
+            if kept.is_empty() {
+                if let Some(text) = gr.template(ev, lang) {
+                    let c = self.score_text(item, g, lang, &text, timings)?;
+                    kept.push((c, Source::Template));
+                }
+            }
+            if kept.is_empty() {
+                // Nothing seen with confidence, and no caption free of unsupported objects: the
+                // model's best, flagged for review below.
+                kept.extend(alts.into_iter().take(1).map(|c| (c, Source::Model)));
+            }
+        }
+        kept.truncate(wanted);
+        let main = gr.ranked(ev).first().copied();
+        Ok(kept
+            .into_iter()
+            .map(|(mut c, source)| {
+                let f = Review::features(lex, ev, main, &c.text, lang, source, Some(c.score));
+                let confidence = Review::confidence(&self.grounding, &f);
+                let disagree = lex
+                    .mentions(&c.text, lang)
+                    .iter()
+                    .any(|&k| !ev.supported[k]);
+                c.confidence = Some(confidence);
+                c.needs_review = Some(disagree || confidence < self.grounding.review_threshold);
+                c.source = Some(source);
+                c.review_features = f;
+                c
+            })
+            .collect())
+    }
+
+    /// The bad-word token sequences that spell any phrase of `classes` in `lang`.
+    fn banned_sequences(
+        &self,
+        lex: &crate::vision::Lexicon,
+        classes: &[usize],
+        lang: &str,
+    ) -> Vec<Vec<u32>> {
+        let mut out: Vec<Vec<u32>> = Vec::new();
+        for &c in classes {
+            for phrase in lex.phrases_of(c, lang) {
+                // Both spellings: a word inside a caption (after a space) and at its start.
+                for text in [phrase.clone(), format!(" {phrase}")] {
+                    if let Ok(enc) = self.tokenizer.encode(text.as_str(), false) {
+                        let ids = enc.get_ids().to_vec();
+                        if !ids.is_empty() && !out.contains(&ids) {
+                            out.push(ids);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// One image decoded again with the words of `banned` classes forbidden.
+    fn decode_banned(
+        &self,
+        item: ItemStates<'_>,
+        g: &GenerationConfig,
+        lang: &str,
+        banned: &[usize],
+        timings: &mut Timings,
+    ) -> Result<Option<Caption>> {
+        let Some(v) = &self.vision else {
+            return Ok(None);
+        };
+        let mut g = g.clone();
+        g.bad_words_ids
+            .extend(self.banned_sequences(v.lexicon(), banned, lang));
+        g.num_return_sequences = 1;
+        let mut out =
+            self.generate_from(item.states, item.shape, &g, Some(lang.to_string()), timings)?;
+        Ok(out.pop().and_then(|mut c| c.pop()))
+    }
+
+    /// A caption for `text` (a template) scored by the captioner: its length-penalised
+    /// log-probability, token by token with the cache, so that every caption carries one.
+    fn score_text(
+        &self,
+        item: ItemStates<'_>,
+        g: &GenerationConfig,
+        lang: &str,
+        text: &str,
+        timings: &mut Timings,
+    ) -> Result<Caption> {
+        let t = Instant::now();
+        let mut tokens = vec![g.decoder_start_token_id];
+        tokens.extend(g.forced_first_token);
+        let enc = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| EngineError::Inference(format!("tokenizer: {e}")))?;
+        let body: Vec<u32> = enc.get_ids().to_vec();
+        let target: Vec<u32> = body
+            .iter()
+            .copied()
+            .chain(g.eos_token_ids.first().copied())
+            .collect();
+        let mut dec = self.onnx.decoder(item.states, item.shape, 1);
+        let mut logp = 0.0f32;
+        let mut fed = tokens.clone();
+        // Feed the start and the language token, then score each target token.
+        let mut logits = dec.step(&fed[..1])?;
+        for &forced in &fed.clone()[1..] {
+            logits = dec.step(&[forced])?;
+        }
+        for &next in &target {
+            crate::generate::log_softmax_in_place(&mut logits);
+            logp += logits
+                .get(next as usize)
+                .copied()
+                .unwrap_or(f32::NEG_INFINITY);
+            fed.push(next);
+            if fed.len() > g.max_new_tokens + 2 {
+                break;
+            }
+            logits = dec.step(&[next])?;
+        }
+        let generated = (fed.len() - 1).max(1) as f64;
+        let score = logp / generated.powf(g.length_penalty) as f32;
+        tokens.extend(body);
+        tokens.extend(g.eos_token_ids.first().copied());
+        timings.generate_ms += t.elapsed().as_secs_f64() * 1000.0;
+        Ok(Caption {
+            text: text.to_string(),
+            lang: Some(lang.to_string()),
+            score,
+            tokens,
+            confidence: None,
+            needs_review: None,
+            source: None,
+            review_features: vec![],
+        })
+    }
+}
+
+/// Encoder states of one image of a batch.
+#[derive(Clone, Copy)]
+struct ItemStates<'a> {
+    states: &'a [f32],
+    shape: [usize; 3],
+}
+
+/// One image's results before they are joined with what decoding learned about the file.
+struct Analysed {
+    captions: Vec<Caption>,
+    objects: Option<Vec<crate::vision::Detection>>,
+    tags: Option<Vec<ImageTag>>,
+}
+
+fn gr_lexicon<'g>(gr: &'g Grounder<'_>) -> &'g crate::vision::Lexicon {
+    gr.lexicon()
+}
+
+fn gr_knows(gr: &Grounder<'_>, lang: &str) -> bool {
+    gr.lexicon().knows(lang)
 }
 
 /// A decoded, pre-processed image.
@@ -502,4 +939,6 @@ pub struct Prepared {
     pub format: &'static str,
     /// EXIF summary.
     pub metadata: ImageMetadata,
+    /// The detector's and tagger's inputs, when they will run.
+    pub vision_input: Option<VisionInput>,
 }

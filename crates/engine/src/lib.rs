@@ -8,6 +8,8 @@
 //! - [`image`] decodes from memory with limits, applies EXIF orientation, pre-processes;
 //! - [`onnx`] runs the encoder and the KV-cached decoder;
 //! - [`generate`] is the decoding loop (greedy, beam search, sampling, logits processors);
+//! - [`vision`] is the object detector and the ImageNet tagger of a vision bundle, and
+//!   [`grounding`] checks captions against what they see (and writes templates when needed);
 //! - [`Captioner`] ties them together and is what callers use. One `Captioner` holds one
 //!   session per graph and is shared by all requests (`Send + Sync`).
 
@@ -15,14 +17,16 @@ pub mod captioner;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod grounding;
 pub mod image;
 pub mod model;
 pub mod onnx;
 pub mod runtime;
+pub mod vision;
 
 pub use captioner::{
-    Caption, CaptionOptions, Captioner, CaptionerOptions, ImageCaptions, ModelInfo, Prepared,
-    Timings,
+    Caption, CaptionOptions, Captioner, CaptionerOptions, Features, ImageCaptions, ModelInfo,
+    Prepared, Timings, VisionSource,
 };
 pub use error::{EngineError, Result};
 pub use image::{ImageLimits, ImageMetadata};

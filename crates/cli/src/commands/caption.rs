@@ -126,6 +126,7 @@ impl GenerationArgs {
             top_p: self.top_p,
             seed: self.seed,
             early_stopping: None,
+            grounded: None,
         }
     }
 }

@@ -4,8 +4,8 @@
 //! position's logits, reorder the cache rows), so it is unit-tested with a fake model and run for
 //! real by [`crate::onnx::OnnxDecoder`]. Semantics follow `transformers` 4.57 `generate()` for
 //! encoder–decoder models exactly, because the parity tests compare token ids with it:
-//! - logits processors run in the same order (repetition penalty, no-repeat n-gram, min new
-//!   tokens, forced first token; then temperature, top-k, top-p when sampling);
+//! - logits processors run in the same order (repetition penalty, no-repeat n-gram, bad words,
+//!   min new tokens, forced first token; then temperature, top-k, top-p when sampling);
 //! - greedy and sampling process raw logits; beam search processes log-softmax scores;
 //! - beam search is the vectorised algorithm of `_beam_search` (2×beams candidates per step,
 //!   length penalty `score / generated_len^length_penalty`, the same early-stopping heuristic,
@@ -69,6 +69,8 @@ pub struct GenerationConfig {
     pub num_return_sequences: usize,
     /// Token forced as the first generated one (`forced_bos_token_id`; Takarir's language token).
     pub forced_first_token: Option<u32>,
+    /// Token sequences never to generate (`bad_words_ids`).
+    pub bad_words_ids: Vec<Vec<u32>>,
 }
 
 impl Default for GenerationConfig {
@@ -92,6 +94,7 @@ impl Default for GenerationConfig {
             repetition_penalty: 1.0,
             num_return_sequences: 1,
             forced_first_token: None,
+            bad_words_ids: vec![],
         }
     }
 }

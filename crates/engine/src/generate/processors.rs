@@ -66,6 +66,27 @@ impl LogitsProcessor for MinNewTokens {
     }
 }
 
+/// Bans token sequences (`bad_words_ids`): the last token of a sequence is forbidden whenever
+/// the tokens before it were just generated. Grounding bans the words of objects that the
+/// detector and the tagger do not support.
+struct BadWords(Vec<Vec<u32>>);
+
+impl LogitsProcessor for BadWords {
+    fn process(&self, seq: &[u32], prompt_len: usize, scores: &mut [f32]) {
+        let generated = &seq[prompt_len.min(seq.len())..];
+        for bad in &self.0 {
+            let Some((&last, prefix)) = bad.split_last() else {
+                continue;
+            };
+            if generated.ends_with(prefix) {
+                if let Some(s) = scores.get_mut(last as usize) {
+                    *s = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+}
+
 /// Forces the first generated token (`forced_bos_token_id`; Takarir's language token).
 struct ForcedFirstToken(u32);
 
@@ -97,6 +118,9 @@ impl ProcessorList {
         }
         if cfg.no_repeat_ngram_size > 0 {
             p.push(Box::new(NoRepeatNgram(cfg.no_repeat_ngram_size)));
+        }
+        if !cfg.bad_words_ids.is_empty() {
+            p.push(Box::new(BadWords(cfg.bad_words_ids.clone())));
         }
         if cfg.min_new_tokens > 0 && !cfg.eos_token_ids.is_empty() {
             p.push(Box::new(MinNewTokens {

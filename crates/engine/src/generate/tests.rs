@@ -231,3 +231,22 @@ fn invalid_combinations_are_refused() {
         ));
     }
 }
+
+#[test]
+fn bad_words_ban_single_tokens_and_sequences() {
+    // Beam search would find 3 4 (see `trap`); banning token 3 leaves 2 then 4 or 5.
+    let c = GenerationConfig {
+        num_beams: 2,
+        bad_words_ids: vec![vec![3]],
+        ..cfg()
+    };
+    let out = generate(&mut Fake::new(2, 6, trap), 1, &c).unwrap();
+    assert!(!out[0][0].tokens.contains(&3), "{:?}", out[0][0].tokens);
+    // A two-token ban forbids its last token only after the first: 2 then 4 is banned, 2 5 is not.
+    let c = GenerationConfig {
+        bad_words_ids: vec![vec![2, 4]],
+        ..cfg()
+    };
+    let out = generate(&mut Fake::new(1, 6, trap), 1, &c).unwrap();
+    assert_eq!(&out[0][0].tokens[..3], &[0, 2, 5]);
+}
