@@ -359,3 +359,56 @@ async fn backup_restore_keeps_erasures_sqlite() {
 async fn backup_restore_keeps_erasures_postgres() {
     scenario("postgres").await;
 }
+
+/// An erasure whose object deletion fails (here: the user's folder in the object store cannot
+/// be walked, a symlink loop standing in for an outage) has already written its replay record,
+/// so restoring a backup taken before it still erases the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_whose_objects_fail_is_still_replayed_by_a_restore() {
+    let s = setup("sqlite").await;
+    let db = Db::connect(&s.db_url).await.unwrap();
+    let blobs = s.blobs();
+    let carol = db
+        .users()
+        .create(NewUser {
+            email: "carol@example.org",
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    let photo = format!("users/{}/training/1.jpg", carol.id.0);
+    blobs
+        .put(&photo, b"photo of carol", Sensitivity::Personal)
+        .await
+        .unwrap();
+    let backup_dir = s.dir.path().join("backup");
+    s.run_json(&["backup", "--to", backup_dir.to_str().unwrap()]);
+
+    let folder = s
+        .dir
+        .path()
+        .join(format!("objects/users/{}/training", carol.id.0));
+    let trap = folder.join("loop");
+    std::os::unix::fs::symlink(&folder, &trap).unwrap();
+    let erased = takarir_store::backup::erase_user(&db, &blobs, carol.id).await;
+    assert!(erased.is_err(), "deleting the objects fails");
+    assert!(db.users().get(carol.id).await.unwrap().is_none());
+    let records = blobs.list("erasure-log").await.unwrap();
+    assert_eq!(records.len(), 1, "the replay record was written first");
+    std::fs::remove_file(&trap).unwrap();
+    db.close().await;
+
+    s.lose_everything().await;
+    let r = s.run_json(&["restore", "--from", backup_dir.to_str().unwrap()]);
+    assert_eq!(r["erasures_replayed"], 1, "{r}");
+    let db = Db::connect(&s.db_url).await.unwrap();
+    assert!(db
+        .users()
+        .get_by_email("carol@example.org")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(blobs.get(&photo).await.is_err(), "her photo is gone again");
+    db.close().await;
+}
