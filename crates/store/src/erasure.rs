@@ -13,9 +13,9 @@
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+pub use crate::users::subject_hash;
 use crate::users::UserId;
 use crate::{now, Db, Error, Result};
 
@@ -34,15 +34,6 @@ impl fmt::Display for ErasureId {
 /// the whole prefix.
 pub fn user_prefix(user: UserId) -> String {
     format!("users/{}", user.0)
-}
-
-/// The irreversible id of an erased user: lower-case hex SHA-256 of (domain, salt, id).
-pub fn subject_hash(user: UserId, subject_salt: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(b"takarir-erasure-v1");
-    h.update(subject_salt);
-    h.update(user.0.to_be_bytes());
-    hex::encode(h.finalize())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]

@@ -4,6 +4,7 @@ use std::fmt;
 
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::OsRng;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::error::unique_as_conflict;
@@ -62,10 +63,19 @@ pub struct User {
     pub created_at: OffsetDateTime,
 }
 
+/// The irreversible id of an erased user (see [`crate::erasure`]): lower-case hex SHA-256 of (domain, salt, id).
+pub fn subject_hash(user: UserId, subject_salt: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"takarir-erasure-v1");
+    h.update(subject_salt);
+    h.update(user.0.to_be_bytes());
+    hex::encode(h.finalize())
+}
+
 impl User {
     /// The irreversible id that the erasure log records for this user (see [`crate::erasure`]).
     pub fn subject_hash(&self) -> String {
-        crate::erasure::subject_hash(self.id, &self.subject_salt)
+        subject_hash(self.id, &self.subject_salt)
     }
 }
 
