@@ -140,7 +140,7 @@ fn all_good_files_exit_0_and_every_format_carries_every_file() {
 
     let csv = takarir(&[&good[..], &["--csv", folder]].concat());
     let csv = text(&csv.stdout);
-    assert!(csv.starts_with("file,lang,rank,caption,score,error\n"));
+    assert!(csv.starts_with("index,file,lang,rank,caption,score,error_code,error\n"));
     assert_eq!(csv.lines().count(), 1 + 2 * 2 + 3, "{csv}");
 }
 

@@ -193,3 +193,115 @@ async fn an_api_key_makes_the_job_the_accounts() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// One photo with the same options gets one caption from every door: the CLI on its own, the
+/// CLI through a batch job, the API (multipart and raw body) and the web form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_photo_one_caption_from_every_door() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = tmp.path().join("coffee.jpg");
+    std::fs::copy(root().join("samples/coffee.jpg"), &photo).unwrap();
+    let bytes = std::fs::read(&photo).unwrap();
+    let (mut server, base) = serve(tmp.path()).await;
+    let http = reqwest::Client::new();
+    for (style, alternatives) in [("sentence", "1"), ("short", "2")] {
+        let flags = [
+            "--lang",
+            "en",
+            "--style",
+            style,
+            "--alternatives",
+            alternatives,
+            "--gender-neutral",
+        ];
+        let cli = |remote: bool| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_takarir"));
+            c.arg("caption").args(flags).arg("--jsonl").arg(&photo);
+            if remote {
+                c.args(["--server", &base]);
+            } else {
+                c.args(["--model"])
+                    .arg(root().join("fixtures/parity/vit-gpt2-tiny"))
+                    .args(["--threads", "1"]);
+            }
+            let out = c.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            texts(&v["captions"])
+        };
+        let query =
+            format!("lang=en&style={style}&alternatives={alternatives}&gender_neutral=true");
+        let multipart = reqwest::multipart::Form::new().part(
+            "image",
+            reqwest::multipart::Part::bytes(bytes.clone()).file_name("coffee.jpg"),
+        );
+        let api: Value = http
+            .post(format!("{base}/api/v1/captions?{query}"))
+            .multipart(multipart)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let raw: Value = http
+            .post(format!("{base}/api/v1/captions?{query}"))
+            .header("content-type", "image/jpeg")
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let form = reqwest::multipart::Form::new()
+            .text("lang", "en")
+            .text("style", style)
+            .text("alternatives", alternatives)
+            .text("gender_neutral", "true")
+            .part(
+                "image",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name("coffee.jpg"),
+            );
+        let page = http
+            .post(format!("{base}/"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let local = cli(false);
+        assert_eq!(
+            local.len(),
+            alternatives.parse::<usize>().unwrap(),
+            "{local:?}"
+        );
+        assert_eq!(texts(&api["captions"]), local, "API, {style}");
+        assert_eq!(texts(&raw["captions"]), local, "raw body, {style}");
+        assert_eq!(cli(true), local, "batch job, {style}");
+        for t in &local {
+            let escaped = t
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            assert!(page.contains(&escaped), "web form, {style}: {t}");
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+fn texts(captions: &Value) -> Vec<String> {
+    captions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_string())
+        .collect()
+}

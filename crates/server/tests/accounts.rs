@@ -1732,7 +1732,9 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
     let b = email("tetap");
     // An admin, made the way the command line does (never by sign-up).
     let admin_addr = email("admin");
-    let hash = takarir_server::auth::hash_password(PASSWORD).await.unwrap();
+    let hash = takarir_server::service::accounts::auth::hash_password(PASSWORD)
+        .await
+        .unwrap();
     e.db()
         .users()
         .create(NewUser {
@@ -1966,9 +1968,16 @@ both_backends!(
         };
         let storage = Storage::open(&config).await.unwrap();
         let state = AppState::new(config.clone(), captioner(), storage);
-        assert_eq!(takarir_server::policy::notify_all(&state).await.unwrap(), 1);
         assert_eq!(
-            takarir_server::policy::notify_all(&state).await.unwrap(),
+            takarir_server::service::privacy::policy::notify_all(&state)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            takarir_server::service::privacy::policy::notify_all(&state)
+                .await
+                .unwrap(),
             0,
             "once"
         );
@@ -2318,7 +2327,9 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
 both_backends!(admin_page_shows_aggregates_and_audits_access, |pg| {
     let e = Env::start(pg, |_| {}).await;
     let admin_addr = email("adm");
-    let hash = takarir_server::auth::hash_password(PASSWORD).await.unwrap();
+    let hash = takarir_server::service::accounts::auth::hash_password(PASSWORD)
+        .await
+        .unwrap();
     e.db()
         .users()
         .create(NewUser {
