@@ -6,7 +6,7 @@
 //! database with 10,000 history rows.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -90,16 +90,7 @@ impl Setup {
     }
 
     async fn serve(&self) -> (Child, String) {
-        let port = common::free_port();
-        let child = self
-            .takarir(&["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        common::wait_healthy(&base).await;
-        (child, base)
+        common::serve(&self.env).await
     }
 
     fn run_json(&self, args: &[&str]) -> Value {

@@ -1,7 +1,7 @@
 //! `takarir caption --server URL`: the same folder, captioned by a running `takarir serve`
 //! (SQLite and a local object directory in a temp dir) as one batch job.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 mod common;
@@ -9,22 +9,8 @@ use common::root;
 
 /// `takarir serve` with the tiny test model and its data under `dir`: the process and its URL.
 async fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
-    let port = common::free_port();
-    let server = Command::new(env!("CARGO_BIN_EXE_takarir"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("TAKARIR_DATA_DIR", dir.join("data"))
-        .env(
-            "TAKARIR_MODEL",
-            root().join("fixtures/parity/vit-gpt2-tiny"),
-        )
-        .env("TAKARIR_THREADS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    common::wait_healthy(&base).await;
-    (server, base)
+    let data = dir.join("data").display().to_string();
+    common::serve(&[("TAKARIR_DATA_DIR".into(), data)]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,77 +4,27 @@
 
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::multipart::{Form, Part};
 use reqwest::Client;
 use serde_json::Value;
-use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
-use common::{model_dir, sample, wait_done, wait_for};
-use takarir_server::{AppState, Server, ServerConfig, Storage};
+use common::{sample, wait_done, wait_for, Backend, TestServer};
+use takarir_server::ServerConfig;
 
-struct Node {
-    base: String,
-    state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    data: tempfile::TempDir,
+/// A node on `backend` with the job limits these tests use; `edit` changes more.
+async fn start_with(backend: Backend, edit: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    TestServer::start(backend, |c| {
+        c.max_upload_bytes = 2_000_000;
+        c.job_max_bytes = 8_000_000;
+        edit(c)
+    })
+    .await
 }
 
-async fn database_url(backend: &str, dir: &Path) -> String {
-    if backend == "sqlite" {
-        return format!("sqlite://{}/takarir.db", dir.display());
-    }
-    common::fresh_postgres_url().await
-}
-
-async fn start(backend: &str) -> Node {
+async fn start(backend: Backend) -> TestServer {
     start_with(backend, |_| {}).await
-}
-
-async fn start_with(backend: &str, edit: impl FnOnce(&mut ServerConfig)) -> Node {
-    let data = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        model: model_dir(),
-        threads: Some(1),
-        rate_limit_per_minute: 0,
-        shutdown_grace_seconds: 5,
-        data_dir: data.path().to_path_buf(),
-        database_url: Some(database_url(backend, data.path()).await),
-        max_upload_bytes: 2_000_000,
-        job_max_bytes: 8_000_000,
-        ..ServerConfig::default()
-    };
-    edit(&mut config);
-    let storage = Storage::open(&config).await.expect("storage opens");
-    let mut o = CaptionerOptions::new(model_dir());
-    o.threads = 1;
-    let captioner = tokio::task::spawn_blocking(move || Captioner::load(&o).unwrap())
-        .await
-        .unwrap();
-    let state = AppState::new(config.clone(), Arc::new(captioner), storage);
-    let server = Server::bind(config, state.clone()).await.unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
-    Node {
-        base,
-        state,
-        stop: Some(tx),
-        data,
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
 }
 
 fn file(bytes: Vec<u8>, name: &str) -> Part {
@@ -162,7 +112,7 @@ fn job_objects(data: &Path) -> Vec<String> {
     out
 }
 
-async fn bad_input_and_formats(backend: &str) {
+async fn bad_input_and_formats(backend: Backend) {
     let node = start(backend).await;
     let client = Client::new();
     let form = Form::new()
@@ -285,9 +235,9 @@ async fn bad_input_and_formats(backend: &str) {
     assert_eq!(bad.status().as_u16(), 400);
     // Inputs are gone once captioned; nothing else of the job's is in the object store.
     assert!(
-        job_objects(node.data.path()).is_empty(),
+        job_objects(node.data_dir()).is_empty(),
         "{:?}",
-        job_objects(node.data.path())
+        job_objects(node.data_dir())
     );
 
     // The job can be deleted at once; then it is gone.
@@ -307,18 +257,18 @@ async fn bad_input_and_formats(backend: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_per_file_and_formats_sqlite() {
-    bad_input_and_formats("sqlite").await;
+    bad_input_and_formats(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_per_file_and_formats_postgres() {
-    bad_input_and_formats("postgres").await;
+    bad_input_and_formats(Backend::Postgres).await;
 }
 
 /// A request-level problem (bad option, no file) stores nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_job_leaves_nothing() {
-    let node = start("sqlite").await;
+    let node = start(Backend::Sqlite).await;
     let client = Client::new();
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
@@ -349,7 +299,7 @@ async fn refused_job_leaves_nothing() {
         .await
         .unwrap();
     assert_eq!(n, 0);
-    assert!(job_objects(node.data.path()).is_empty());
+    assert!(job_objects(node.data_dir()).is_empty());
     // The routes are in the OpenAPI document.
     let doc: Value = client
         .get(format!("{}/api/v1/openapi.json", node.base))
@@ -376,7 +326,7 @@ async fn webhook_is_signed() {
     let (hook_addr, mut rx) = hook_receiver().await;
 
     // The receiver is on loopback, which webhooks may reach only when configured to.
-    let node = start_with("sqlite", |c| c.webhook_private_networks = true).await;
+    let node = start_with(Backend::Sqlite, |c| c.webhook_private_networks = true).await;
     let client = Client::new();
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
@@ -435,7 +385,7 @@ async fn webhooks_to_private_networks_are_refused() {
     let (hook_addr, mut rx) = hook_receiver().await;
     let port = hook_addr.port();
 
-    let node = start("sqlite").await;
+    let node = start(Backend::Sqlite).await;
     let client = Client::new();
     for (url, lang) in [
         (format!("http://127.0.0.1:{port}/hook"), "en"),
@@ -483,7 +433,7 @@ async fn webhooks_to_private_networks_are_refused() {
 /// The sweeper deletes expired jobs and orphaned inputs, and records counts only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweeper_deletes_expired_and_orphaned() {
-    let node = start("sqlite").await;
+    let node = start(Backend::Sqlite).await;
     let client = Client::new();
     let form = Form::new().part("image", file(sample("coffee.jpg"), "coffee.jpg"));
     let created = create_job(&client, &node.base, form).await;
@@ -503,7 +453,7 @@ async fn sweeper_deletes_expired_and_orphaned() {
         .await
         .unwrap();
     assert_eq!((c.jobs_deleted, c.objects_deleted), (0, 1));
-    assert!(job_objects(node.data.path()).is_empty());
+    assert!(job_objects(node.data_dir()).is_empty());
     let takarir_store::Db::Sqlite(pool) = &s.db else {
         unreachable!()
     };
@@ -534,7 +484,7 @@ async fn sweeper_deletes_expired_and_orphaned() {
 /// A job takes a token of the client's caption rate limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_rate_limited() {
-    let node = start_with("sqlite", |c| c.rate_limit_per_minute = 1).await;
+    let node = start_with(Backend::Sqlite, |c| c.rate_limit_per_minute = 1).await;
     let client = Client::new();
     let send = || {
         client

@@ -14,10 +14,8 @@ use std::sync::{Arc, Mutex};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
-use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
-use common::{model_dir, sample, zip_bytes};
-use takarir_server::{AppState, Server, ServerConfig, Storage};
+use common::{sample, zip_bytes, Backend, TestServer};
 
 /// The log, as the server would write it to stderr.
 #[derive(Clone, Default)]
@@ -256,33 +254,9 @@ fn uploads_leave_no_trace_on_disk_or_in_the_log() {
 /// Runs the server, sends good and bad uploads, stops it. Returns what was uploaded (by the
 /// unique file name it was sent under) and every caption the server answered with.
 async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        model: model_dir(),
-        threads: Some(1),
-        rate_limit_per_minute: 0,
-        shutdown_grace_seconds: 5,
-        max_upload_bytes: 300_000,
-        data_dir: data.to_path_buf(),
-        ..ServerConfig::default()
-    };
-    // What `serve` does first.
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    let mut o = CaptionerOptions::new(model_dir());
-    o.threads = 1;
-    let captioner =
-        tokio::task::spawn_blocking(move || Captioner::load(&o).expect("fixture model loads"))
-            .await
-            .unwrap();
-    config.database_url = common::test_database_url().await;
-    let storage = Storage::open(&config).await.expect("storage opens");
-    let state = AppState::new(config.clone(), Arc::new(captioner), storage);
-    let server = Server::bind(config, state).await.expect("binds");
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
+    let server =
+        TestServer::start_at(data, Backend::from_env(), |c| c.max_upload_bytes = 300_000).await;
+    let base = server.base.clone();
     let client = Client::new();
     let api = format!("{base}/api/v1/captions");
 
@@ -400,12 +374,7 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         .unwrap();
     assert_eq!(res.status().as_u16(), 413);
 
-    tx.send(()).ok();
-    tokio::time::timeout(std::time::Duration::from_secs(20), task)
-        .await
-        .expect("server stops")
-        .expect("server task did not panic")
-        .expect("server ran without error");
+    server.stop().await;
     captions.retain(|c| !c.is_empty());
     (uploads, captions)
 }
