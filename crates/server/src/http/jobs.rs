@@ -26,7 +26,7 @@ use crate::state::AppState;
 #[derive(OpenApi)]
 #[openapi(
     paths(create_job, get_job, delete_job, job_results),
-    components(schemas(JobForm)),
+    components(schemas(JobForm, ResultsFormat)),
     tags((name = "jobs", description = "Batch captioning jobs shared by every node"))
 )]
 pub struct JobsDoc;

@@ -228,5 +228,14 @@ mod tests {
             }
         }
         assert!(ids.len() >= 35, "{ids:?}");
+        // Every reference resolves (generated clients refuse dangling ones).
+        let text = doc.to_string();
+        for r in text.split("\"#/components/schemas/").skip(1) {
+            let name = &r[..r.find('"').unwrap()];
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "dangling $ref to {name}"
+            );
+        }
     }
 }
