@@ -15,6 +15,7 @@ use takarir_store::users::{NewUser, Role};
 use takarir_store::{Blobs, Db, KeyRing, Sensitivity};
 mod common;
 use common::root;
+use common::Go;
 
 const HISTORY_ROWS: usize = 10_000;
 
@@ -304,9 +305,8 @@ async fn scenario(backend: &str) {
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/captions?lang=en"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 200);
     server.kill().unwrap();
     server.wait().unwrap();

@@ -6,6 +6,7 @@ use std::process::Command;
 use serde_json::Value;
 mod common;
 use common::root;
+use common::Go;
 
 /// `takarir serve` with the tiny test model and its data under `dir`: the process and its URL.
 async fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
@@ -87,9 +88,8 @@ async fn an_api_key_makes_the_job_the_accounts() {
     let res = http
         .post(format!("{base}/api/v1/auth/register"))
         .json(&serde_json::json!({"email": "cli@contoh.id", "password": "jerapah-berlari-cepat-9"}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 201);
     let cookie = res
         .headers()
@@ -110,15 +110,13 @@ async fn an_api_key_makes_the_job_the_accounts() {
     };
     let r = session(http.patch(format!("{base}/api/v1/me/preferences")))
         .json(&serde_json::json!({"history_enabled": true}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), 200);
     let r = session(http.post(format!("{base}/api/v1/me/api-keys")))
         .json(&serde_json::json!({"name": "cli", "scopes": ["captions", "read"]}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), 201);
     let key = r.json::<Value>().await.unwrap()["key"]
         .as_str()
@@ -147,12 +145,8 @@ async fn an_api_key_makes_the_job_the_accounts() {
     let history: Value = http
         .get(format!("{base}/api/v1/me/history"))
         .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let kept: Vec<Value> = history["history"]
         .as_array()
         .unwrap()
@@ -228,22 +222,14 @@ async fn one_photo_one_caption_from_every_door() {
         let api: Value = http
             .post(format!("{base}/api/v1/captions?{query}"))
             .multipart(multipart)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let raw: Value = http
             .post(format!("{base}/api/v1/captions?{query}"))
             .header("content-type", "image/jpeg")
             .body(bytes.clone())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         let form = reqwest::multipart::Form::new()
             .text("lang", "en")
             .text("style", style)
@@ -256,12 +242,8 @@ async fn one_photo_one_caption_from_every_door() {
         let page = http
             .post(format!("{base}/"))
             .multipart(form)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .fetch_text()
+            .await;
         let local = cli(false);
         assert_eq!(
             local.len(),

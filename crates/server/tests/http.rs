@@ -7,6 +7,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 mod common;
+use common::Go;
 use common::{sample, zip_bytes, Backend, TestServer};
 use takarir_server::ServerConfig;
 
@@ -33,9 +34,8 @@ async fn post_image(
     s.client
         .post(s.url(&format!("/api/v1/captions{query}")))
         .multipart(form)
-        .send()
+        .go()
         .await
-        .unwrap()
 }
 
 async fn problem(res: reqwest::Response, status: u16, code: &str) -> Value {
@@ -224,12 +224,8 @@ async fn read_only_routes_answer_with_security_headers() {
         .client
         .get(s.url("/"))
         .header("accept-language", "en-GB,en;q=0.9")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(en.contains("<html lang=\"en\">"));
     assert!(en.contains("Caption an image"));
 
@@ -265,20 +261,14 @@ async fn read_only_routes_answer_with_security_headers() {
         .client
         .get(s.url("/contact"))
         .header("cookie", "lang=en")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(with_cookie.headers()["content-language"], "en");
 
     let res = s.get("/nope").await;
     assert_security_headers(&res);
     problem(res, 404, "not_found").await;
-    let res = s
-        .client
-        .delete(s.url("/api/v1/health"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.delete(s.url("/api/v1/health")).go().await;
     problem(res, 405, "method_not_allowed").await;
 
     let metrics = s.get("/metrics").await;
@@ -324,9 +314,8 @@ async fn raw_body_1x1_png() {
         .post(s.url("/api/v1/captions?style=short"))
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(
@@ -390,16 +379,7 @@ async fn gps_is_reported_present_but_never_returned() {
             .mime_str("image/jpeg")
             .unwrap(),
     );
-    let html = s
-        .client
-        .post(s.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = s.client.post(s.url("/")).multipart(form).fetch_text().await;
     assert!(html.contains("memuat lokasi GPS"));
     assert!(!html.contains("98.765") && !html.contains("98765"));
     s.stop().await;
@@ -418,9 +398,8 @@ async fn bad_input_is_refused_with_localised_problems() {
         .header("content-type", "application/zip")
         .header("accept-language", "en")
         .body(zip_bytes())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let en = problem(res, 415, "unsupported_media_type").await;
     assert_ne!(id["detail"], en["detail"], "messages differ by language");
     assert_eq!(id["title"], "Jenis berkas tidak didukung");
@@ -450,12 +429,7 @@ async fn bad_input_is_refused_with_localised_problems() {
     // An empty file and no file.
     let res = post_image(&s, "", Vec::new(), "empty.jpg", "image/jpeg").await;
     problem(res, 422, "empty_image").await;
-    let res = s
-        .client
-        .post(s.url("/api/v1/captions"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.post(s.url("/api/v1/captions")).go().await;
     problem(res, 400, "no_image").await;
 
     // Bad options, in both languages.
@@ -468,9 +442,8 @@ async fn bad_input_is_refused_with_localised_problems() {
         .header("accept-language", "en-US")
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let en = problem(res, 400, "invalid_option").await;
     assert!(en["detail"].as_str().unwrap().contains("is invalid"));
 
@@ -484,9 +457,8 @@ async fn bad_input_is_refused_with_localised_problems() {
         .header("accept-language", "en")
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let body = problem(res, 422, "language_not_supported").await;
     assert_eq!(body["title"], "Language not supported by this model");
     assert!(body["detail"].as_str().unwrap().contains("en"));
@@ -511,9 +483,8 @@ async fn uploads_over_the_body_limit_get_413() {
         .client
         .post(s.url("/api/v1/captions"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let body = problem(res, 400, "too_many_files").await;
     assert!(body["detail"].as_str().unwrap().contains('1'));
     let res = post_image(&s, "", sample("chelsea.jpg"), "c.jpg", "image/jpeg").await;
@@ -523,9 +494,8 @@ async fn uploads_over_the_body_limit_get_413() {
         .post(s.url("/api/v1/captions"))
         .header("content-type", "image/jpeg")
         .body(sample("chelsea.jpg"))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     problem(res, 413, "payload_too_large").await;
     s.stop().await;
 }
@@ -570,9 +540,8 @@ async fn options_alternatives_style_and_batches() {
         .client
         .post(s.url("/api/v1/captions"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     let results = body["results"].as_array().unwrap();
@@ -603,13 +572,7 @@ async fn no_js_form_flow_renders_captions() {
         .text("style", "short")
         .text("alternatives", "2")
         .text("gender_neutral", "true");
-    let res = s
-        .client
-        .post(s.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.post(s.url("/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_security_headers(&res);
     assert!(res.headers()["content-type"]
@@ -633,9 +596,8 @@ async fn no_js_form_flow_renders_captions() {
         .post(s.url("/"))
         .header("cookie", "lang=en")
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::OK,
@@ -644,13 +606,7 @@ async fn no_js_form_flow_renders_captions() {
     let html = res.text().await.unwrap();
     assert!(html.contains("This file is not a supported image"));
     let form = Form::new().text("style", "short");
-    let res = s
-        .client
-        .post(s.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.post(s.url("/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let html = res.text().await.unwrap();
     assert!(html.contains("Tidak ada gambar"));
@@ -671,9 +627,8 @@ async fn rate_limit_gives_429_with_retry_after() {
         .header("accept-language", "en")
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -684,13 +639,7 @@ async fn rate_limit_gives_429_with_retry_after() {
     assert_eq!(body["title"], "Too many requests");
     // The page form is limited too, and answers in HTML.
     let form = Form::new().part("image", Part::bytes(png_1x1()).file_name("a.png"));
-    let res = s
-        .client
-        .post(s.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.post(s.url("/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key("retry-after"));
     assert!(res
@@ -705,9 +654,8 @@ async fn rate_limit_gives_429_with_retry_after() {
         .header("x-forwarded-for", "203.0.113.9")
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     // Reading routes are not limited.
     assert_eq!(s.get("/api/v1/health").await.status(), StatusCode::OK);
@@ -803,9 +751,8 @@ async fn full_queue_gives_503_never_a_crash() {
                     .post(s.url("/api/v1/captions"))
                     .header("accept-language", "en")
                     .multipart(form)
-                    .send()
-                    .await
-                    .unwrap();
+                    .go()
+                    .await;
                 let status = res.status().as_u16();
                 let retry = res.headers().get("retry-after").cloned();
                 let body: Value = res.json().await.unwrap();
@@ -970,15 +917,13 @@ async fn https_with_hsts_when_a_certificate_is_configured() {
     let res = client
         .post(format!("https://localhost:{port}/api/v1/captions"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = client
         .get(format!("https://localhost:{port}/lang/en"))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert!(res.headers()["set-cookie"]
         .to_str()
         .unwrap()

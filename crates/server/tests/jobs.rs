@@ -10,6 +10,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::Client;
 use serde_json::Value;
 mod common;
+use common::Go;
 use common::{sample, wait_done, wait_for, Backend, TestServer};
 use takarir_server::ServerConfig;
 
@@ -64,12 +65,8 @@ async fn create_job(client: &Client, base: &str, form: Form) -> Value {
     client
         .post(format!("{base}/api/v1/jobs"))
         .multipart(form)
-        .send()
+        .fetch_json()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// A webhook receiver on loopback: its address, and each call's headers and body.
@@ -124,9 +121,8 @@ async fn bad_input_and_formats(backend: Backend) {
         .post(format!("{}/api/v1/jobs", node.base))
         .header("accept-language", "en")
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 202);
     let created: Value = res.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_string();
@@ -146,12 +142,8 @@ async fn bad_input_and_formats(backend: Backend) {
             "{}/api/v1/jobs/{id}/results?format=jsonl",
             node.base
         ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     let rows: Vec<Value> = jsonl
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -190,12 +182,8 @@ async fn bad_input_and_formats(backend: Backend) {
 
     let csv = client
         .get(format!("{}/api/v1/jobs/{id}/results?format=csv", node.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     let lines: Vec<&str> = csv.lines().collect();
     // The CLI's header too: one row per caption (ranked, scored) or per failed file.
     assert_eq!(
@@ -207,12 +195,8 @@ async fn bad_input_and_formats(backend: Backend) {
 
     let zip_bytes = client
         .get(format!("{}/api/v1/jobs/{id}/results?format=zip", node.base))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .fetch_bytes()
+        .await;
     let mut z = zip::ZipArchive::new(Cursor::new(zip_bytes.to_vec())).unwrap();
     let mut names: Vec<String> = z.file_names().map(String::from).collect();
     names.sort();
@@ -229,9 +213,8 @@ async fn bad_input_and_formats(backend: Backend) {
 
     let bad = client
         .get(format!("{}/api/v1/jobs/{id}/results?format=xml", node.base))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(bad.status().as_u16(), 400);
     // Inputs are gone once captioned; nothing else of the job's is in the object store.
     assert!(
@@ -243,15 +226,13 @@ async fn bad_input_and_formats(backend: Backend) {
     // The job can be deleted at once; then it is gone.
     let del = client
         .delete(format!("{}/api/v1/jobs/{id}", node.base))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(del.status().as_u16(), 204);
     let gone = client
         .get(format!("{}/api/v1/jobs/{id}", node.base))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(gone.status().as_u16(), 404);
 }
 
@@ -276,9 +257,8 @@ async fn refused_job_leaves_nothing() {
     let res = client
         .post(format!("{}/api/v1/jobs", node.base))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "invalid_option");
@@ -287,9 +267,8 @@ async fn refused_job_leaves_nothing() {
     let res = client
         .post(format!("{}/api/v1/jobs", node.base))
         .multipart(Form::new().text("lang", "en"))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 400);
     let takarir_store::Db::Sqlite(pool) = &node.state.storage().db else {
         unreachable!()
@@ -303,12 +282,8 @@ async fn refused_job_leaves_nothing() {
     // The routes are in the OpenAPI document.
     let doc: Value = client
         .get(format!("{}/api/v1/openapi.json", node.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     for (path, method) in [
         ("/api/v1/jobs", "post"),
         ("/api/v1/jobs/{id}", "get"),
@@ -372,9 +347,8 @@ async fn webhook_is_signed() {
     let res = client
         .post(format!("{}/api/v1/jobs", node.base))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 400);
 }
 
@@ -400,9 +374,8 @@ async fn webhooks_to_private_networks_are_refused() {
             .post(format!("{}/api/v1/jobs", node.base))
             .header("Accept-Language", lang)
             .multipart(form)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status().as_u16(), 400, "{url}");
         let problem: Value = res.json().await.unwrap();
         assert_eq!(problem["code"], "webhook_not_public", "{url}");
@@ -467,9 +440,8 @@ async fn sweeper_deletes_expired_and_orphaned() {
     assert_eq!(c.jobs_deleted, 1);
     let gone = client
         .get(format!("{}/api/v1/jobs/{id}", node.base))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(gone.status().as_u16(), 404);
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM job_items")
         .fetch_one(pool)

@@ -15,6 +15,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 mod common;
+use common::Go;
 use common::{sample, zip_bytes, Backend, TestServer};
 
 /// The log, as the server would write it to stderr.
@@ -293,7 +294,7 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         let form = Form::new()
             .part("image", part(&uploads[i].1, &name(i), mime))
             .text("lang", "en");
-        let res = client.post(&api).multipart(form).send().await.unwrap();
+        let res = client.post(&api).multipart(form).go().await;
         assert_eq!(res.status().as_u16(), status, "{}", name(i));
         let body: Value = res.json().await.unwrap();
         json_captions(&body, &mut captions);
@@ -308,9 +309,8 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
             .post(format!("{api}?alternatives=3&style=detailed"))
             .header("content-type", mime)
             .body(bytes.clone())
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status().as_u16(), status, "raw {mime}");
         let body: Value = res.json().await.unwrap();
         json_captions(&body, &mut captions);
@@ -321,7 +321,7 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         .part("image", part(&zip, &name(3), "application/zip"))
         .part("image", part(&chelsea, &name(6), "image/jpeg"))
         .part("image", part(&rotated, &name(4), "image/jpeg"));
-    let res = client.post(&api).multipart(form).send().await.unwrap();
+    let res = client.post(&api).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["results"].as_array().unwrap().len(), 4);
@@ -331,9 +331,8 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         .post(&api)
         .header("content-type", "image/jpeg")
         .body(too_big.clone())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 413);
 
     // The no-JavaScript form: several files, a bad one, and a refused one.
@@ -343,12 +342,7 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         .part("image", part(&truncated, &name(2), "image/jpeg"))
         .text("lang", "en")
         .text("alternatives", "2");
-    let res = client
-        .post(format!("{base}/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = client.post(format!("{base}/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     let before = captions.len();
@@ -358,20 +352,14 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
     let res = client
         .post(format!("{base}/?lang=en"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     // One file per result on the page: the bad one is a failed result, not a failed page.
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("class=\"result failed\""), "{html}");
     let form = Form::new().part("image", part(&too_big, &name(7), "image/jpeg"));
-    let res = client
-        .post(format!("{base}/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = client.post(format!("{base}/")).multipart(form).go().await;
     assert_eq!(res.status().as_u16(), 413);
 
     server.stop().await;

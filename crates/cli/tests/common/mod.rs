@@ -1,6 +1,10 @@
 //! Helpers shared by the CLI's integration tests that run `takarir serve` processes.
 #![allow(dead_code)] // each test binary uses its own subset
 
+#[path = "../../../server/tests/common/client.rs"]
+mod client;
+
+pub use client::Go;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

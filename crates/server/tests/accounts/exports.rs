@@ -79,7 +79,7 @@ both_backends!(
             StatusCode::NO_CONTENT
         );
         assert_eq!(
-            e.client.get(e.url(&path)).send().await.unwrap().status(),
+            e.client.get(e.url(&path)).go().await.status(),
             StatusCode::GONE
         );
         assert_eq!(
@@ -112,7 +112,7 @@ async fn an_export_is_streamed_and_never_passes_damaged_as_whole() {
     let size = v["size_bytes"].as_u64().unwrap();
     let url = v["url"].as_str().unwrap();
     let link = url[url.find("/exports/").unwrap()..].to_string();
-    let r = e.client.get(e.url(&link)).send().await.unwrap();
+    let r = e.client.get(e.url(&link)).go().await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-length"], size.to_string().as_str());
     let zip = r.bytes().await.unwrap().to_vec();
@@ -140,13 +140,13 @@ async fn an_export_is_streamed_and_never_passes_damaged_as_whole() {
     let at = bad.len() - 100;
     bad[at] ^= 1;
     put_stored_bytes(&e.storage.blobs, &exports[0], bad).await;
-    let r = e.client.get(e.url(&link)).send().await.unwrap();
+    let r = e.client.get(e.url(&link)).go().await;
     assert!(
         r.bytes().await.is_err(),
         "a damaged export must not download in full"
     );
     put_stored_bytes(&e.storage.blobs, &exports[0], raw).await;
-    let r = e.client.get(e.url(&link)).send().await.unwrap();
+    let r = e.client.get(e.url(&link)).go().await;
     assert_eq!(r.bytes().await.unwrap().to_vec(), zip);
 
     // A training image that cannot be read: no export, and no partial ZIP left behind.
@@ -200,7 +200,7 @@ async fn an_export_is_made_in_the_background_and_its_link_waits_for_it() {
         }
     }
     assert_eq!(ready["status"], "ready", "made within 30 s: {ready}");
-    let r = e.client.get(e.url(&link)).send().await.unwrap();
+    let r = e.client.get(e.url(&link)).go().await;
     assert_eq!(r.status(), StatusCode::OK);
     let zip = r.bytes().await.unwrap().to_vec();
     assert_eq!(zip.len() as u64, ready["size_bytes"].as_u64().unwrap());
@@ -226,21 +226,15 @@ async fn an_export_is_made_in_the_background_and_its_link_waits_for_it() {
         .client
         .get(e.url("/exports/tok-pending"))
         .header("accept-language", "id")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(r.headers()["retry-after"], "5");
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["code"], "export_pending");
     assert_eq!(p["title"], "Ekspor sedang disiapkan");
     e.db().exports().fail(pending.id).await.unwrap();
-    let r = e
-        .client
-        .get(e.url("/exports/tok-pending"))
-        .send()
-        .await
-        .unwrap();
+    let r = e.client.get(e.url("/exports/tok-pending")).go().await;
     assert_eq!(r.status(), StatusCode::GONE);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "export_failed");
 

@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 #[path = "../common/mod.rs"]
 mod common;
+use common::Go;
 use common::{sample, wait_done, Backend, TestServer};
 use takarir_server::{AppState, Server, ServerConfig, Storage};
 use takarir_store::test_support::{put_stored_bytes, stored_bytes};
@@ -82,7 +83,7 @@ impl Env {
         if let Some(b) = body {
             r = r.json(&b);
         }
-        r.send().await.unwrap()
+        r.go().await
     }
 
     /// A GET as `who`, its body as JSON.
@@ -115,7 +116,7 @@ impl Env {
         if let Some(c) = cookie {
             r = r.header("cookie", format!("takarir_session={c}"));
         }
-        r.send().await.unwrap()
+        r.go().await
     }
 
     async fn caption(&self, who: &Who) -> reqwest::Response {
@@ -132,9 +133,8 @@ impl Env {
         );
         who.apply(self.client.post(self.url("/api/v1/captions")))
             .multipart(form)
-            .send()
+            .go()
             .await
-            .unwrap()
     }
 
     async fn user_id(&self, email: &str) -> UserId {
@@ -385,7 +385,7 @@ async fn export_zip(e: &Env, who: &Who) -> Vec<u8> {
     let v: Value = r.json().await.unwrap();
     let url = v["url"].as_str().unwrap();
     let path = &url[url.find("/exports/").unwrap()..];
-    let r = e.client.get(e.url(path)).send().await.unwrap();
+    let r = e.client.get(e.url(path)).go().await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "application/zip");
     r.bytes().await.unwrap().to_vec()
@@ -449,9 +449,8 @@ async fn create_job(e: &Env, who: &Who, files: &[Option<&str>]) -> String {
     let r = who
         .apply(e.client.post(e.url("/api/v1/jobs")))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let v: Value = r.json().await.unwrap();
     v["id"].as_str().unwrap().to_string()
@@ -459,7 +458,7 @@ async fn create_job(e: &Env, who: &Who, files: &[Option<&str>]) -> String {
 
 /// The `takarir_csrf` cookie a signed-out page sets, and the same value as the form carries it.
 async fn signed_out_token(e: &Env, path: &str) -> String {
-    let res = e.client.get(e.url(path)).send().await.unwrap();
+    let res = e.client.get(e.url(path)).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     let cookie = res
         .headers()

@@ -52,19 +52,14 @@ both_backends!(
         assert_eq!(me["policy_notice"]["version"], "2.0");
         let page = who
             .apply(e.client.get(format!("{base}/")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .fetch_text()
+            .await;
         assert!(page.contains("id=\"policy-notice\""));
         let r = who
             .apply(e.client.post(format!("{base}/api/v1/me/policy/ack")))
             .json(&json!({"version": "2.0"}))
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
         let me: Value = get_me().await.unwrap().json().await.unwrap();
         assert_eq!(me["policy_notice"], Value::Null);
@@ -100,11 +95,7 @@ both_backends!(admin_page_shows_aggregates_and_audits_access, |pg| {
     let uid = e.user_id(&addr).await;
     // Not for users, not for anyone signed out.
     for who in [&user, &Who::Nobody] {
-        let r = who
-            .apply(e.client.get(e.url("/admin")))
-            .send()
-            .await
-            .unwrap();
+        let r = who.apply(e.client.get(e.url("/admin"))).go().await;
         assert!(
             r.status() == StatusCode::FORBIDDEN || r.status() == StatusCode::UNAUTHORIZED,
             "{}",

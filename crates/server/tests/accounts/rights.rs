@@ -12,34 +12,19 @@ both_backends!(anonymous_use_leaves_no_rows_but_counters, |pg| {
             .mime_str("image/jpeg")
             .unwrap(),
     );
-    let res = e
-        .client
-        .post(e.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = e.client.post(e.url("/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     // Pages and the signed-out preference cookie write nothing either.
     assert_eq!(
-        e.client
-            .get(e.url("/account"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        e.client.get(e.url("/account")).go().await.status(),
         StatusCode::OK
     );
     // The account routes are in the OpenAPI document.
     let doc: Value = e
         .client
         .get(e.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     for (path, method) in [
         ("/api/v1/auth/register", "post"),
         ("/api/v1/me", "delete"),

@@ -37,16 +37,14 @@ both_backends!(signup_verify_and_reset_by_email, |pg| {
     let page = e
         .client
         .get(e.url(&format!("/account/verify?token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(page.status(), StatusCode::OK);
     let again = e
         .client
         .get(e.url(&format!("/account/verify?token={token}")))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(again.status(), StatusCode::GONE, "a link works once");
     let me: Value = e.get_json("/api/v1/me", &who).await;
     assert!(me["profile"]["email_verified_at"].is_string());
@@ -274,9 +272,8 @@ both_backends!(csrf_is_required_for_cookie_changes_and_forms, |pg| {
         .client
         .post(e.url("/account/login"))
         .form(&[("email", "a@b.c"), ("password", "x")])
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let t = "z".repeat(43);
     let r = e
@@ -288,9 +285,8 @@ both_backends!(csrf_is_required_for_cookie_changes_and_forms, |pg| {
             ("password", "salah-sekali-123"),
             ("csrf", &t),
         ])
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(
         r.status(),
         StatusCode::UNAUTHORIZED,

@@ -16,9 +16,8 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
             ("style", "short"),
             ("alternatives", "2"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let prefs = res
         .headers()
@@ -47,12 +46,8 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
         .post(e.url("/api/v1/captions"))
         .header("cookie", "takarir_prefs=lang.en~style.short~alt.2")
         .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         v["captions"].as_array().unwrap().len(),
         2,
@@ -76,9 +71,8 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
             ("email", addr.as_str()),
             ("password", PASSWORD),
         ])
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let session = session_cookie(&res).unwrap();
     let get_page = |q: &'static str| {
@@ -127,9 +121,8 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
         .post(e.url("/"))
         .header("cookie", format!("takarir_session={session}"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let uid = e.user_id(&addr).await;
     let entries = e
@@ -183,9 +176,8 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
             "/account/verify?token={}",
             link_token(&mail, "/account/verify")
         )))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let user = e.db().users().get(uid).await.unwrap().unwrap();
     assert_eq!(user.email, new_addr);

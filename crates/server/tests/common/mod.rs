@@ -3,6 +3,9 @@
 //! the repository's files, and test bodies.
 #![allow(dead_code)] // each test binary uses its own subset
 
+mod client;
+
+pub use client::Go;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -174,7 +177,7 @@ impl TestServer {
 
     /// A GET of `path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.client.get(self.url(path)).go().await
     }
 
     /// Graceful shutdown: the server must end cleanly within its grace period; then its
@@ -254,12 +257,8 @@ pub async fn wait_for(
     for _ in 0..tries {
         s = client
             .get(format!("{base}/api/v1/jobs/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .fetch_json()
+            .await;
         if until(&s) {
             return Ok(s);
         }
