@@ -317,12 +317,7 @@ async fn scenario(backend: &str) {
         r["seconds"].as_f64().unwrap()
     );
     if let Some((server, name)) = &s.pg_admin {
-        let admin = sqlx::PgPool::connect(server).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
+        takarir_store::test_support::drop_postgres_database(server, name).await;
     }
 }
 

@@ -95,12 +95,7 @@ async fn cluster(n: usize) -> Cluster {
 
 impl Cluster {
     async fn drop_database(&self) {
-        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.db_name))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
+        takarir_store::test_support::drop_postgres_database(&self.admin_url, &self.db_name).await;
     }
 }
 

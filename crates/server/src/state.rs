@@ -111,6 +111,11 @@ impl AppState {
         &self.inner.storage
     }
 
+    /// The database.
+    pub fn db(&self) -> &takarir_store::Db {
+        &self.inner.storage.db
+    }
+
     /// This process's name in job leases: unique per start.
     pub fn node_id(&self) -> &str {
         &self.inner.node_id

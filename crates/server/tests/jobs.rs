@@ -280,19 +280,8 @@ async fn refused_job_leaves_nothing() {
     assert_eq!(n, 0);
     assert!(job_objects(node.data_dir()).is_empty());
     // The routes are in the OpenAPI document.
-    let doc: Value = client
-        .get(format!("{}/api/v1/openapi.json", node.base))
-        .fetch_json()
-        .await;
-    for (path, method) in [
-        ("/api/v1/jobs", "post"),
-        ("/api/v1/jobs/{id}", "get"),
-        ("/api/v1/jobs/{id}", "delete"),
-        ("/api/v1/jobs/{id}/results", "get"),
-    ] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
-    }
-    assert!(doc["components"]["schemas"]["JobStatus"].is_object());
+    let routes = "post /api/v1/jobs, get /api/v1/jobs/{id}, delete /api/v1/jobs/{id}, get /api/v1/jobs/{id}/results";
+    common::assert_documented(&node, routes, "JobStatus").await;
 }
 
 /// The webhook arrives once, signed with the secret the creation answer showed.

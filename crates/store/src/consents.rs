@@ -4,6 +4,7 @@
 
 use time::OffsetDateTime;
 
+use crate::sessions::fk_as_not_found;
 use crate::users::UserId;
 use crate::{now, Error, Result};
 
@@ -62,10 +63,7 @@ impl Consents<'_> {
             policy_version,
             now()
         )
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => Error::NotFound,
-            _ => Error::Database(e),
-        })
+        .map_err(fk_as_not_found)
     }
 
     /// One ledger entry, if it is this user's.

@@ -3,6 +3,7 @@
 
 use time::OffsetDateTime;
 
+use crate::sessions::fk_as_not_found;
 use crate::users::{found, UserId};
 use crate::{now, Db, Error, Result};
 
@@ -103,10 +104,7 @@ impl History<'_> {
             new.format,
             now()
         )
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => Error::NotFound,
-            _ => Error::Database(e),
-        })
+        .map_err(fk_as_not_found)
     }
 
     pub async fn get(&self, user: UserId, id: HistoryId) -> Result<Option<HistoryEntry>> {

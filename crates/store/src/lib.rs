@@ -75,24 +75,28 @@ macro_rules! exec {
     };
 }
 
-/// Runs a query on either backend with its binds in order, reading rows as `$ty` with
-/// `$method` (`fetch_one`, `fetch_optional` or `fetch_all`).
-macro_rules! fetch {
-    ($method:ident, $ty:ty, $db:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
-        on_db!($db, pool => sqlx::query_as::<_, $ty>($sql)
+/// Runs a query (`sqlx::$query`) on either backend with its binds in order, reading with
+/// `$method` (`fetch_one`, `fetch_optional` or `fetch_all`) as `$ty`.
+macro_rules! read {
+    ($query:ident, $method:ident, $ty:ty, $db:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_db!($db, pool => sqlx::$query::<_, $ty>($sql)
             $(.bind($bind))*
             .$method(pool)
             .await)
     };
 }
 
-/// [`fetch!`] for a single column (`sqlx::query_scalar`).
+/// [`read!`] of rows (`sqlx::query_as`).
+macro_rules! fetch {
+    ($($args:tt)*) => {
+        read!(query_as, $($args)*)
+    };
+}
+
+/// [`read!`] of a single column (`sqlx::query_scalar`).
 macro_rules! scalar {
-    ($method:ident, $ty:ty, $db:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
-        on_db!($db, pool => sqlx::query_scalar::<_, $ty>($sql)
-            $(.bind($bind))*
-            .$method(pool)
-            .await)
+    ($($args:tt)*) => {
+        read!(query_scalar, $($args)*)
     };
 }
 

@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use takarir_engine::CaptionOptions;
 use takarir_server::i18n::Lang;
 use takarir_server::service::captioning::{caption_images, BatchItem};
@@ -140,14 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         captioner.generation_config(&o)?;
     }
 
-    let bar = ProgressBar::with_draw_target(Some(files.len() as u64), ProgressDrawTarget::stderr());
-    if files.len() <= 3 {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} ETA {eta}")
-            .expect("valid template"),
-    );
+    let bar = super::output::progress(files.len());
     let mut output = output;
     let mut index = 0usize;
     for chunk in files.chunks(args.batch as usize) {

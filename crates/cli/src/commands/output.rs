@@ -6,6 +6,7 @@
 use std::io::{Stdout, Write};
 use std::path::Path;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use takarir_server::error::Problem;
 use takarir_server::service::captioning::CaptionOut;
@@ -157,4 +158,19 @@ impl Output {
     pub fn count_failure(&mut self) {
         self.failed += 1;
     }
+}
+
+/// A progress bar on standard error for `n` files (hidden for three or fewer).
+pub fn progress(n: usize) -> ProgressBar {
+    let target = if n <= 3 {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(n as u64), target);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} ETA {eta}")
+            .expect("valid template"),
+    );
+    bar
 }

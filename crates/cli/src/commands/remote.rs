@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use takarir_server::service::jobs::records::ItemRecord;
 
@@ -95,14 +94,7 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
         .as_str()
         .context("no job id in the answer")?
         .to_string();
-    let bar = ProgressBar::with_draw_target(Some(sent.len() as u64), ProgressDrawTarget::stderr());
-    if sent.len() <= 3 {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} ETA {eta}")
-            .expect("valid template"),
-    );
+    let bar = super::output::progress(sent.len());
     loop {
         let s: Value = client
             .get(format!("{base}/api/v1/jobs/{id}"))

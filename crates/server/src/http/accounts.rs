@@ -159,7 +159,7 @@ async fn login(
 async fn logout(State(state): State<AppState>, who: CurrentUser) -> Result<Response, ApiError> {
     let session = who.auth.require_session()?;
     who.require_write("write")?;
-    state.storage().db.sessions().delete(session.id).await?;
+    state.db().sessions().delete(session.id).await?;
     Ok(with_cookie(
         StatusCode::NO_CONTENT,
         (),

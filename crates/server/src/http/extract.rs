@@ -179,6 +179,14 @@ pub fn session_cookie_cleared(state: &AppState) -> HeaderValue {
     cookie_header(state, SESSION_COOKIE, "", 0, "Lax")
 }
 
+/// A request's media type, lower case (empty without one).
+pub fn content_type(headers: &HeaderMap) -> String {
+    let v = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    v.unwrap_or("").to_ascii_lowercase()
+}
+
 /// The caption defaults a signed-out browser keeps in its `takarir_prefs` cookie.
 pub fn cookie_defaults(headers: &HeaderMap) -> OptionDefaults {
     cookie(headers, PREFS_COOKIE)
@@ -307,12 +315,7 @@ async fn read_body(state: &AppState, req: Request) -> Result<Submission, ApiErro
         pairs: req.uri().query().map(form_pairs).unwrap_or_default(),
         ..Submission::default()
     };
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ctype = content_type(req.headers());
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)

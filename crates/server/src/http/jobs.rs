@@ -12,7 +12,7 @@ use takarir_store::users::User;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::http::extract::{client_ip, cookie_defaults, credentials, discard_unread};
+use crate::http::extract::{client_ip, content_type, cookie_defaults, credentials, discard_unread};
 use crate::http::openapi::{Binary, Missing, Upload};
 use crate::i18n::{form_pairs, Lang};
 use crate::options::{CaptionOptions, OptionDefaults};
@@ -97,12 +97,7 @@ async fn receive(
     user: Option<&User>,
     defaults: OptionDefaults,
 ) -> Result<JobCreated, ApiError> {
-    let ctype = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let ctype = content_type(req.headers());
     if !ctype.starts_with("multipart/form-data") {
         return Err(if ctype.is_empty() {
             ApiError::NoImage

@@ -4,8 +4,9 @@
 //! from its maildir. Without those services these tests fail; they are never skipped.
 
 //!
-//! One test binary, a module per feature: `sign_in`, `rights`, `exports`, `keys`, `erasure`,
-//! `policy_admin` and `web_forms`; the shared helpers are here.
+//! One test binary, a module per feature: `identity` (sign-in, sessions, passwords, keys),
+//! `data` (history, training, exports, erasure, jobs) and `pages` (web forms, policy notices,
+//! admin); the shared helpers are here.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -175,33 +176,7 @@ impl Env {
 
     /// Tables with a `user_id` column.
     async fn user_tables(&self) -> Vec<String> {
-        match self.db() {
-            Db::Sqlite(p) => {
-                let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
-                    .fetch_all(p)
-                    .await
-                    .unwrap();
-                let mut out = Vec::new();
-                for t in tables {
-                    let n: i64 = sqlx::query_scalar(&format!(
-                        "SELECT COUNT(*) FROM pragma_table_info('{t}') WHERE name = 'user_id'"
-                    ))
-                    .fetch_one(p)
-                    .await
-                    .unwrap();
-                    if n > 0 {
-                        out.push(t);
-                    }
-                }
-                out
-            }
-            Db::Postgres(p) => sqlx::query_scalar(
-                "SELECT table_name::text FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'user_id'",
-            )
-            .fetch_all(p)
-            .await
-            .unwrap(),
-        }
+        takarir_store::test_support::tables_with_user_id(self.db()).await
     }
 
     async fn scalar(&self, sql: &str) -> i64 {
@@ -485,10 +460,6 @@ fn page_csrf(html: &str) -> String {
     html[at..].split('"').next().unwrap().to_string()
 }
 
-mod erasure;
-mod exports;
-mod keys;
-mod policy_admin;
-mod rights;
-mod sign_in;
-mod web_forms;
+mod data;
+mod identity;
+mod pages;

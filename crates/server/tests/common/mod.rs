@@ -192,12 +192,7 @@ impl TestServer {
         r.expect("server ran without error");
         self.storage.db.close().await;
         if let Some((server, name)) = self.pg.take() {
-            let admin = sqlx::PgPool::connect(&server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
+            takarir_store::test_support::drop_postgres_database(&server, &name).await;
         }
     }
 }
@@ -265,4 +260,15 @@ pub async fn wait_for(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(s)
+}
+
+/// Asserts that `/api/v1/openapi.json` of `s` documents `routes` (`"get /a, post /b"`) and
+/// `schema`.
+pub async fn assert_documented(s: &TestServer, routes: &str, schema: &str) {
+    let doc = s.get("/api/v1/openapi.json").await.json::<Value>().await;
+    let doc = doc.unwrap();
+    for (method, path) in routes.split(", ").filter_map(|r| r.split_once(' ')) {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
 }

@@ -272,7 +272,7 @@ async fn login(ClientIp(client): ClientIp, p: SignedOutPost) -> Response {
 async fn logout(p: Post) -> Response {
     let r = async {
         let session = p.auth.require_session()?;
-        Ok::<_, ApiError>(p.state.storage().db.sessions().delete(session.id).await?)
+        Ok::<_, ApiError>(p.state.db().sessions().delete(session.id).await?)
     }
     .await;
     match r {

@@ -200,18 +200,12 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 /// Authenticates a request: an API key if one is sent (an unknown one is 401, never anonymous),
 /// else the session token (an unknown or expired one is simply anonymous).
 pub async fn authenticate(state: &AppState, creds: &Credentials) -> Result<Option<Auth>, ApiError> {
-    let db = &state.storage().db;
+    let db = state.db();
     if let Some(key) = &creds.api_key {
-        let key = db
-            .api_keys()
-            .authenticate(key)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        let user = db
-            .users()
-            .get(key.user_id)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let key = db.api_keys().authenticate(key).await?;
+        let key = key.ok_or(ApiError::Unauthorized)?;
+        let user = db.users().get(key.user_id).await?;
+        let user = user.ok_or(ApiError::Unauthorized)?;
         return Ok(Some(Auth {
             user,
             via: Via::ApiKey(key),
@@ -260,7 +254,7 @@ pub async fn start_session(
     old: Option<&str>,
     user: &User,
 ) -> Result<(String, String), ApiError> {
-    let sessions = state.storage().db.sessions();
+    let sessions = state.db().sessions();
     if let Some(old) = old {
         sessions.delete_by_token(old).await?;
     }
@@ -274,7 +268,7 @@ pub async fn start_session(
 /// Ends the session named by `token`, if any.
 pub async fn end_session(state: &AppState, token: Option<&str>) -> Result<(), ApiError> {
     if let Some(token) = token {
-        state.storage().db.sessions().delete_by_token(token).await?;
+        state.db().sessions().delete_by_token(token).await?;
     }
     Ok(())
 }

@@ -44,7 +44,7 @@ pub async fn send_verification(state: &AppState, user: &User, lang: Lang) -> Res
 
 /// Sends a password-reset link, if the address has an account (the answer never says).
 pub async fn send_reset(state: &AppState, email: &str, lang: Lang) -> Result<(), ApiError> {
-    let Some(user) = state.storage().db.users().get_by_email(email).await? else {
+    let Some(user) = state.db().users().get_by_email(email).await? else {
         return Ok(());
     };
     let h = RESET_HOURS;
@@ -74,8 +74,7 @@ async fn send_link(
     let token = random_token();
     let expires = OffsetDateTime::now_utc() + time::Duration::hours(hours);
     state
-        .storage()
-        .db
+        .db()
         .email_tokens()
         .create(user.id, purpose, &token, &user.email, expires)
         .await?;
@@ -97,8 +96,7 @@ pub async fn create_account(
     check_password(&email, password)?;
     let hash = hash_password(password).await?;
     let user = state
-        .storage()
-        .db
+        .db()
         .users()
         .create(NewUser {
             email: &email,
@@ -119,7 +117,7 @@ pub async fn check_login(
     client: std::net::IpAddr,
 ) -> Result<User, ApiError> {
     let throttle = state.login_throttle();
-    let db = &state.storage().db;
+    let db = state.db();
     throttle.check(db, email, client).await?;
     let user = db.users().get_by_email(email).await?;
     let ok = verify_password(password, user.as_ref().map(|u| u.password_hash.as_str())).await;
@@ -135,23 +133,28 @@ pub async fn check_login(
     }
 }
 
+/// The one use of an emailed link's token: the token's record and its account (410 for a
+/// token that is unknown, used or expired, or whose account is gone).
+async fn follow_link(
+    state: &AppState,
+    purpose: TokenPurpose,
+    token: &str,
+) -> Result<(takarir_store::email_tokens::UsedToken, User), ApiError> {
+    let db = state.db();
+    let used = db.email_tokens().consume(purpose, token).await?;
+    let used = used.ok_or(ApiError::InvalidToken)?;
+    let user = db.users().get(used.user_id).await?;
+    Ok((used, user.ok_or(ApiError::InvalidToken)?))
+}
+
 /// Sets a new password from a reset link; ends every session of the user.
 pub async fn reset_password(
     state: &AppState,
     token: &str,
     password: &str,
 ) -> Result<User, ApiError> {
-    let db = &state.storage().db;
-    let used = db
-        .email_tokens()
-        .consume(TokenPurpose::Reset, token)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
-    let user = db
-        .users()
-        .get(used.user_id)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
+    let db = state.db();
+    let (_, user) = follow_link(state, TokenPurpose::Reset, token).await?;
     check_password(&user.email, password)?;
     let hash = hash_password(password).await?;
     db.users().set_password_hash(user.id, &hash).await?;
@@ -172,7 +175,7 @@ pub async fn change_password(
     check_login(state, &user.email, current, client).await?;
     check_password(&user.email, new)?;
     let hash = hash_password(new).await?;
-    let db = &state.storage().db;
+    let db = state.db();
     db.users().set_password_hash(user.id, &hash).await?;
     db.sessions().delete_others(user.id, keep).await?;
     Ok(())
@@ -180,17 +183,8 @@ pub async fn change_password(
 
 /// Marks the address a verification link was sent to as verified (if it is still the account's).
 pub async fn verify_email(state: &AppState, token: &str) -> Result<User, ApiError> {
-    let db = &state.storage().db;
-    let used = db
-        .email_tokens()
-        .consume(TokenPurpose::Verify, token)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
-    let user = db
-        .users()
-        .get(used.user_id)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
+    let db = state.db();
+    let (used, user) = follow_link(state, TokenPurpose::Verify, token).await?;
     if user.email != used.email {
         return Err(ApiError::InvalidToken);
     }
@@ -208,7 +202,7 @@ pub async fn change_email(
     email: &str,
     lang: Lang,
 ) -> Result<User, ApiError> {
-    let db = &state.storage().db;
+    let db = state.db();
     db.users().set_email(user.id, email).await?;
     let user = db.users().get(user.id).await?.ok_or(ApiError::NotFound)?;
     send_verification(state, &user, lang).await?;
@@ -263,8 +257,7 @@ pub async fn make_key(
     let name = if name.is_empty() { "API" } else { name };
     let key = format!("tkr_{}", random_token());
     let k = state
-        .storage()
-        .db
+        .db()
         .api_keys()
         .create(
             user.id,
@@ -285,7 +278,7 @@ pub async fn make_key(
 
 /// Revokes one of the user's API keys.
 pub async fn revoke_key(state: &AppState, user: &User, id: ApiKeyId) -> Result<(), ApiError> {
-    state.storage().db.api_keys().delete(user.id, id).await?;
+    state.db().api_keys().delete(user.id, id).await?;
     Ok(())
 }
 
@@ -298,12 +291,7 @@ pub async fn caption_defaults(
 ) -> Result<OptionDefaults, ApiError> {
     match auth {
         Some(a) => {
-            let p = state
-                .storage()
-                .db
-                .preferences()
-                .get_or_default(a.user.id)
-                .await?;
+            let p = state.db().preferences().get_or_default(a.user.id).await?;
             Ok(OptionDefaults::from_preferences(&p))
         }
         None => Ok(cookie),

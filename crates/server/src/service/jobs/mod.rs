@@ -147,8 +147,7 @@ pub async fn load(state: &AppState, id: &str) -> Result<Job, ApiError> {
         return Err(ApiError::NotFound);
     }
     state
-        .storage()
-        .db
+        .db()
         .jobs()
         .get(id)
         .await
@@ -210,13 +209,7 @@ pub async fn results(
     format: ResultsFormat,
 ) -> Result<ResultsFile, ApiError> {
     let job = load(state, id).await?;
-    let items = state
-        .storage()
-        .db
-        .jobs()
-        .items(&job.id)
-        .await
-        .map_err(internal)?;
+    let items = state.db().jobs().items(&job.id).await.map_err(internal)?;
     let records: Vec<ItemRecord> = items
         .iter()
         .filter_map(|i| i.result.as_deref())

@@ -41,8 +41,7 @@ impl<'a> Intake<'a> {
         let expires_ms = takarir_store::jobs::now_ms()
             + (state.config().job_result_days as i64).max(1) * 86_400_000;
         state
-            .storage()
-            .db
+            .db()
             .jobs()
             .create(&NewJob {
                 id: &id,
@@ -117,7 +116,7 @@ impl<'a> Intake<'a> {
             }
         };
         let id = self.id.clone();
-        let db = &state.storage().db;
+        let db = state.db();
         let stored = JobOptions {
             options,
             ui: self.lang.code().to_string(),
@@ -176,8 +175,7 @@ impl<'a> Intake<'a> {
         self.failed += 1;
         let json = failed_record(idx, name, &e, self.lang, &self.id);
         self.state
-            .storage()
-            .db
+            .db()
             .jobs()
             .add_failed(&self.id, idx, name, &json)
             .await

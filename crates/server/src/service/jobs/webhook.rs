@@ -24,13 +24,7 @@ pub fn spawn(state: AppState, job: Job) {
             Ok(()) => "delivered".to_string(),
             Err(e) => format!("failed: {e}"),
         };
-        if let Err(e) = state
-            .storage()
-            .db
-            .jobs()
-            .set_webhook_status(&job.id, &status)
-            .await
-        {
+        if let Err(e) = state.db().jobs().set_webhook_status(&job.id, &status).await {
             tracing::warn!(error = %e, "recording webhook status failed");
         }
     });

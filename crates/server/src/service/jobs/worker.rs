@@ -31,13 +31,7 @@ async fn worker(state: AppState) {
     let lease_ms = state.config().job_lease_seconds as i64 * 1000;
     let mut idle = Duration::from_millis(50);
     loop {
-        match state
-            .storage()
-            .db
-            .jobs()
-            .claim(state.node_id(), 1, lease_ms)
-            .await
-        {
+        match state.db().jobs().claim(state.node_id(), 1, lease_ms).await {
             Ok(items) if !items.is_empty() => {
                 idle = Duration::from_millis(50);
                 for item in items {
@@ -140,7 +134,7 @@ async fn record(
 ) {
     let user = match job.user_id {
         None => None,
-        Some(id) => match state.storage().db.users().get(UserId(id)).await {
+        Some(id) => match state.db().users().get(UserId(id)).await {
             Ok(Some(u)) => Some(u),
             // Erased meanwhile: nothing more of theirs is kept.
             Ok(None) => return,

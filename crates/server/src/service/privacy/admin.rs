@@ -16,7 +16,7 @@ pub const USER_LIST_LIMIT: u32 = 1000;
 /// Aggregates over every account (read 500 at a time) and the last 30 days of captions.
 pub async fn stats(state: &AppState, admin: &Auth) -> Result<AdminStats, ApiError> {
     admin.require_admin()?;
-    let db = &state.storage().db;
+    let db = state.db();
     let (mut accounts, mut verified, mut admins) = (0, 0, 0);
     let mut after = None;
     loop {
@@ -46,12 +46,7 @@ pub async fn stats(state: &AppState, admin: &Auth) -> Result<AdminStats, ApiErro
 /// Account status, oldest first, at most [`USER_LIST_LIMIT`].
 pub async fn users(state: &AppState, admin: &Auth) -> Result<Vec<AdminUser>, ApiError> {
     admin.require_admin()?;
-    let users = state
-        .storage()
-        .db
-        .users()
-        .list(None, USER_LIST_LIMIT)
-        .await?;
+    let users = state.db().users().list(None, USER_LIST_LIMIT).await?;
     Ok(users.iter().map(AdminUser::from).collect())
 }
 
@@ -65,7 +60,7 @@ pub async fn access(
     if reason.trim().is_empty() {
         return Err(ApiError::ReasonRequired);
     }
-    let db = &state.storage().db;
+    let db = state.db();
     let subject = db.users().get(subject).await?.ok_or(ApiError::NotFound)?;
     db.audit()
         .record(subject.id, admin.id, "view_personal_data", reason)

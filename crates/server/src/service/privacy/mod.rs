@@ -33,7 +33,7 @@ pub async fn access_document(state: &AppState, user: &User) -> Result<AccessDocu
 /// The access document without the history (the account page shows a searchable page of it
 /// instead).
 pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDocument, ApiError> {
-    let db = &state.storage().db;
+    let db = state.db();
     let id = user.id;
     fn all<T, V: for<'a> From<&'a T>>(rows: Vec<T>) -> Vec<V> {
         rows.iter().map(V::from).collect()
@@ -79,8 +79,7 @@ pub async fn history_page(
     limit: u32,
 ) -> Result<Vec<HistoryEntry>, ApiError> {
     let entries = state
-        .storage()
-        .db
+        .db()
         .history()
         .list(
             user.id,
@@ -96,25 +95,25 @@ pub async fn history_page(
 
 /// The user's preferences.
 pub async fn preferences(state: &AppState, user: &User) -> Result<PreferencesView, ApiError> {
-    let stored = state.storage().db.preferences().get(user.id).await?;
+    let stored = state.db().preferences().get(user.id).await?;
     Ok(PreferencesView::of(stored.as_ref()))
 }
 
 /// The user's captions per day, language and style.
 pub async fn usage(state: &AppState, user: &User) -> Result<Vec<UsageRow>, ApiError> {
-    let rows = state.storage().db.user_usage().list(user.id).await?;
+    let rows = state.db().user_usage().list(user.id).await?;
     Ok(rows.iter().map(UsageRow::from).collect())
 }
 
 /// The user's API keys (never the keys themselves).
 pub async fn api_keys(state: &AppState, user: &User) -> Result<Vec<ApiKeyView>, ApiError> {
-    let keys = state.storage().db.api_keys().list(user.id).await?;
+    let keys = state.db().api_keys().list(user.id).await?;
     Ok(keys.iter().map(ApiKeyView::from).collect())
 }
 
 /// The user's live exports.
 pub async fn export_list(state: &AppState, user: &User) -> Result<Vec<ExportView>, ApiError> {
-    let list = state.storage().db.exports().list(user.id).await?;
+    let list = state.db().exports().list(user.id).await?;
     Ok(list.iter().map(ExportView::from).collect())
 }
 
@@ -126,7 +125,7 @@ pub async fn correct(
     id: HistoryId,
     corrected: Option<&str>,
 ) -> Result<(), ApiError> {
-    let db = &state.storage().db;
+    let db = state.db();
     let corrected = corrected.map(str::trim).filter(|s| !s.is_empty());
     db.history().correct(user.id, id, corrected).await?;
     if let Some(h) = db.history().get(user.id, id).await? {
@@ -143,13 +142,13 @@ pub async fn delete_history_entry(
     user: &User,
     id: HistoryId,
 ) -> Result<(), ApiError> {
-    state.storage().db.history().delete(user.id, id).await?;
+    state.db().history().delete(user.id, id).await?;
     Ok(())
 }
 
 /// Deletes the user's whole history; how many entries went.
 pub async fn delete_all_history(state: &AppState, user: &User) -> Result<u64, ApiError> {
-    Ok(state.storage().db.history().delete_all(user.id).await?)
+    Ok(state.db().history().delete_all(user.id).await?)
 }
 
 /// A change of preferences; absent fields stay as they are. For `lang`, `style` and
@@ -181,7 +180,7 @@ pub async fn update_preferences(
     user: &User,
     patch: PreferencesPatch,
 ) -> Result<(), ApiError> {
-    let db = &state.storage().db;
+    let db = state.db();
     let mut p = db.preferences().get_or_default(user.id).await?;
     let mut defaults = OptionDefaults::from_preferences(&p);
     if let Some(l) = patch.lang.as_deref() {
@@ -235,7 +234,7 @@ pub async fn set_training_consent(
     user: &User,
     granted: bool,
 ) -> Result<(), ApiError> {
-    let db = &state.storage().db;
+    let db = state.db();
     let mut p = db.preferences().get_or_default(user.id).await?;
     p.training_consent = granted;
     db.preferences().set(user.id, &p).await?;

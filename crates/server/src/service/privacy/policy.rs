@@ -15,12 +15,7 @@ pub async fn pending_for(
     state: &AppState,
     user: UserId,
 ) -> Result<Option<PolicyVersion>, ApiError> {
-    let latest = state
-        .storage()
-        .db
-        .consents()
-        .latest(user, PURPOSE_POLICY)
-        .await?;
+    let latest = state.db().consents().latest(user, PURPOSE_POLICY).await?;
     let acked = latest.filter(|c| c.granted).map(|c| c.policy_version);
     Ok(state.policy().pending(acked.as_deref()).cloned())
 }
@@ -41,8 +36,7 @@ pub async fn acknowledge(
         });
     }
     state
-        .storage()
-        .db
+        .db()
         .consents()
         .record(user.id, PURPOSE_POLICY, true, version)
         .await?;
@@ -54,7 +48,7 @@ pub async fn notify_all(state: &AppState) -> Result<u64, ApiError> {
     if !state.mailer().enabled() {
         return Ok(0);
     }
-    let db = &state.storage().db;
+    let db = state.db();
     let mut after = None;
     let mut sent = 0;
     loop {
