@@ -561,13 +561,7 @@ async fn options_alternatives_style_and_batches() {
 async fn no_js_form_flow_renders_captions() {
     let s = start(|_| {}).await;
     let form = Form::new()
-        .part(
-            "image",
-            Part::bytes(sample("astronaut.jpg"))
-                .file_name("astronaut.jpg")
-                .mime_str("image/jpeg")
-                .unwrap(),
-        )
+        .part("image", common::jpeg_part("astronaut.jpg", "astronaut.jpg"))
         .text("lang", "en")
         .text("style", "short")
         .text("alternatives", "2")

@@ -60,13 +60,18 @@ fn tricky_zip() -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-/// POSTs a job form; the creation answer as JSON.
-async fn create_job(client: &Client, base: &str, form: Form) -> Value {
+/// POSTs a job form.
+async fn send_job(client: &Client, base: &str, form: Form) -> reqwest::Response {
     client
         .post(format!("{base}/api/v1/jobs"))
         .multipart(form)
-        .fetch_json()
+        .go()
         .await
+}
+
+/// POSTs a job form; the creation answer as JSON.
+async fn create_job(client: &Client, base: &str, form: Form) -> Value {
+    send_job(client, base, form).await.json().await.unwrap()
 }
 
 /// A webhook receiver on loopback: its address, and each call's headers and body.
@@ -224,16 +229,9 @@ async fn bad_input_and_formats(backend: Backend) {
     );
 
     // The job can be deleted at once; then it is gone.
-    let del = client
-        .delete(format!("{}/api/v1/jobs/{id}", node.base))
-        .go()
-        .await;
-    assert_eq!(del.status().as_u16(), 204);
-    let gone = client
-        .get(format!("{}/api/v1/jobs/{id}", node.base))
-        .go()
-        .await;
-    assert_eq!(gone.status().as_u16(), 404);
+    let job = format!("{}/api/v1/jobs/{id}", node.base);
+    assert_eq!(client.delete(&job).go().await.status().as_u16(), 204);
+    assert_eq!(client.get(&job).go().await.status().as_u16(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,11 +252,7 @@ async fn refused_job_leaves_nothing() {
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
         .text("style", "poetic");
-    let res = client
-        .post(format!("{}/api/v1/jobs", node.base))
-        .multipart(form)
-        .go()
-        .await;
+    let res = send_job(&client, &node.base, form).await;
     assert_eq!(res.status().as_u16(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "invalid_option");
@@ -333,11 +327,7 @@ async fn webhook_is_signed() {
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
         .text("webhook_url", "file:///etc/passwd");
-    let res = client
-        .post(format!("{}/api/v1/jobs", node.base))
-        .multipart(form)
-        .go()
-        .await;
+    let res = send_job(&client, &node.base, form).await;
     assert_eq!(res.status().as_u16(), 400);
 }
 

@@ -349,11 +349,8 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
     html_captions(&html, &mut captions);
     assert!(captions.len() >= before + 2, "captions on the result page");
     let form = Form::new().part("image", part(&zip, &name(3), "application/zip"));
-    let res = client
-        .post(format!("{base}/?lang=en"))
-        .multipart(form)
-        .go()
-        .await;
+    let page = format!("{base}/?lang=en");
+    let res = client.post(page).multipart(form).go().await;
     // One file per result on the page: the bad one is a failed result, not a failed page.
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();

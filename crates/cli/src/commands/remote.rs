@@ -96,11 +96,8 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
         .to_string();
     let bar = super::output::progress(sent.len());
     loop {
-        let s: Value = client
-            .get(format!("{base}/api/v1/jobs/{id}"))
-            .send()
+        let s: Value = get(&client, format!("{base}/api/v1/jobs/{id}"))
             .await?
-            .error_for_status()?
             .json()
             .await?;
         bar.set_position(
@@ -113,13 +110,8 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     bar.finish_and_clear();
-    let jsonl = client
-        .get(format!("{base}/api/v1/jobs/{id}/results?format=jsonl"))
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let results = format!("{base}/api/v1/jobs/{id}/results?format=jsonl");
+    let jsonl = get(&client, results).await?.text().await?;
     for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
         let mut record: ItemRecord = serde_json::from_str(line)?;
         let Some(path) = usize::try_from(record.index).ok().and_then(|i| sent.get(i)) else {
@@ -134,4 +126,9 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
         .send()
         .await;
     output.finish()
+}
+
+/// A GET that must succeed.
+async fn get(client: &reqwest::Client, url: String) -> anyhow::Result<reqwest::Response> {
+    Ok(client.get(url).send().await?.error_for_status()?)
 }

@@ -11,13 +11,11 @@ use serde::Serialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::error::{ApiError, Problem};
-use crate::http::extract::{
-    client_ip, cookie_defaults, credentials, discard_unread, read_submission, Ctx,
-};
+use crate::http::extract::{caption_caller, client_ip, discard_unread, read_submission, Ctx};
 use crate::http::middleware::LangOverride;
 use crate::http::openapi::{Binary, Upload};
 use crate::options::{Feature, LangChoice, Style};
-use crate::service::accounts::auth::{authenticate, caption_auth};
+use crate::service::accounts::auth::caption_auth;
 use crate::service::accounts::caption_defaults;
 use crate::service::captioning::{
     caption_and_record, BatchItem, CaptionOut, CaptionedImage, ImageOut, MetadataOut,
@@ -212,11 +210,10 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
     let mut unread = Some(req);
     let result = async {
         let req = unread.as_ref().expect("body not yet read");
-        state.rate_limit(client_ip(req, state.config().trust_forwarded_for))?;
-        let creds = credentials(req.headers());
-        let cookie = cookie_defaults(req.headers());
-        let auth = caption_auth(authenticate(&state, &creds).await?, creds.csrf.as_deref())?;
-        let defaults = caption_defaults(&state, auth.as_ref(), cookie).await?;
+        let ip = client_ip(req, state.config().trust_forwarded_for);
+        let caller = caption_caller(&state, ip, req.headers()).await?;
+        let auth = caption_auth(caller.signed_in, caller.creds.csrf.as_deref())?;
+        let defaults = caption_defaults(&state, auth.as_ref(), caller.cookie).await?;
         let permit = state.queue_permit()?;
         let sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         hint = sub.lang_hint();
@@ -273,13 +270,8 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
 }
 
 /// Health check.
-#[utoipa::path(
-    get,
-    path = "/api/v1/health",
-    operation_id = "getHealth",
-    tag = "service",
-    responses((status = 200, body = Health))
-)]
+#[utoipa::path(get, path = "/api/v1/health", operation_id = "getHealth", tag = "service",
+    responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),

@@ -149,6 +149,34 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// Who sends a caption request (its rate-limit token already taken): the signed-in user if
+/// any, the credentials it carries, and the caption defaults of its browser's cookie.
+pub struct CaptionCaller {
+    /// The signed-in user, before the caption rule ([`crate::service::accounts::auth::caption_auth`]).
+    pub signed_in: Option<Auth>,
+    /// What the request carries.
+    pub creds: Credentials,
+    /// The `takarir_prefs` cookie's defaults.
+    pub cookie: OptionDefaults,
+}
+
+/// Takes the rate-limit token of the client at `ip` and reads who sends a caption request.
+pub async fn caption_caller(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+) -> Result<CaptionCaller, ApiError> {
+    state.rate_limit(ip)?;
+    let creds = credentials(headers);
+    let cookie = cookie_defaults(headers);
+    let signed_in = authenticate(state, &creds).await?;
+    Ok(CaptionCaller {
+        signed_in,
+        creds,
+        cookie,
+    })
+}
+
 /// A `Set-Cookie` value (`HttpOnly`, `Secure` when the service is reached over HTTPS).
 pub fn cookie_header(
     state: &AppState,

@@ -162,14 +162,9 @@ async fn receive(
 }
 
 /// A job's progress.
-#[utoipa::path(
-    get,
-    path = "/api/v1/jobs/{id}",
-    operation_id = "getJob",
-    tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", operation_id = "getJob", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, description = "Progress", body = JobStatus), Missing)
-)]
+    responses((status = 200, description = "Progress", body = JobStatus), Missing))]
 pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -5,13 +5,7 @@ use super::*;
 both_backends!(anonymous_use_leaves_no_rows_but_counters, |pg| {
     let e = Env::start(pg, |_| {}).await;
     assert_eq!(e.caption(&Who::Nobody).await.status(), StatusCode::OK);
-    let form = Form::new().part(
-        "image",
-        Part::bytes(sample("coffee.jpg"))
-            .file_name("b.png")
-            .mime_str("image/jpeg")
-            .unwrap(),
-    );
+    let form = Form::new().part("image", common::jpeg_part("coffee.jpg", "b.png"));
     let res = e.client.post(e.url("/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     // Pages and the signed-out preference cookie write nothing either.
@@ -50,13 +44,9 @@ both_backends!(history_training_and_withdrawal, |pg| {
     assert_eq!(me["history"].as_array().unwrap().len(), 0);
     assert_eq!(me["usage"][0]["count"], 1);
 
+    let body = json!({"history_enabled": true, "training_consent": true});
     let r = e
-        .call(
-            Method::PATCH,
-            "/api/v1/me/preferences",
-            &who,
-            Some(json!({"history_enabled": true, "training_consent": true})),
-        )
+        .call(Method::PATCH, "/api/v1/me/preferences", &who, Some(body))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     // A photo with EXIF metadata (orientation): the training copy keeps none of it.
@@ -98,12 +88,13 @@ both_backends!(history_training_and_withdrawal, |pg| {
     );
     // A correction is kept beside the original and becomes the training caption.
     let id = h["id"].as_i64().unwrap();
+    let body = json!({"corrected_caption": "anjing menangkap piringan"});
     let r = e
         .call(
             Method::PATCH,
             &format!("/api/v1/me/history/{id}"),
             &who,
-            Some(json!({"corrected_caption": "anjing menangkap piringan"})),
+            Some(body),
         )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
@@ -128,22 +119,19 @@ both_backends!(history_training_and_withdrawal, |pg| {
         "anjing menangkap piringan"
     );
     // Turning history off asks what to do with the entries.
+    let body = json!({"history_enabled": false});
     let r = e
-        .call(
-            Method::PATCH,
-            "/api/v1/me/preferences",
-            &who,
-            Some(json!({"history_enabled": false})),
-        )
+        .call(Method::PATCH, "/api/v1/me/preferences", &who, Some(body))
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     // Withdrawal: training items and their images gone at once; a later export has none.
+    let body = json!({"granted": false});
     let r = e
         .call(
             Method::POST,
             "/api/v1/me/consents/training",
             &who,
-            Some(json!({"granted": false})),
+            Some(body),
         )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
@@ -194,13 +182,9 @@ both_backends!(history_training_and_withdrawal, |pg| {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(e.db().history().count(uid).await.unwrap(), 1);
     // History off, deleting the entries.
+    let body = json!({"history_enabled": false, "delete_history": true});
     let r = e
-        .call(
-            Method::PATCH,
-            "/api/v1/me/preferences",
-            &who,
-            Some(json!({"history_enabled": false, "delete_history": true})),
-        )
+        .call(Method::PATCH, "/api/v1/me/preferences", &who, Some(body))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(e.db().history().count(uid).await.unwrap(), 0);
@@ -214,13 +198,9 @@ both_backends!(
         let addr = email("tugas");
         let who = e.register(&addr).await;
         let uid = e.user_id(&addr).await;
+        let body = json!({"history_enabled": true, "training_consent": true, "lang": "en"});
         let r = e
-            .call(
-                Method::PATCH,
-                "/api/v1/me/preferences",
-                &who,
-                Some(json!({"history_enabled": true, "training_consent": true, "lang": "en"})),
-            )
+            .call(Method::PATCH, "/api/v1/me/preferences", &who, Some(body))
             .await;
         assert_eq!(r.status(), StatusCode::OK);
         let usage_before = e
@@ -314,14 +294,8 @@ both_backends!(
             )
             .await
             .unwrap();
-        let r = e
-            .call(
-                Method::DELETE,
-                "/api/v1/me",
-                &who,
-                Some(json!({"password": PASSWORD})),
-            )
-            .await;
+        let body = json!({"password": PASSWORD});
+        let r = e.call(Method::DELETE, "/api/v1/me", &who, Some(body)).await;
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
         assert_eq!(e.rows_of("jobs", uid).await, 0);
         assert!(e
@@ -362,13 +336,9 @@ both_backends!(
         let b = email("exb");
         let who = active_user(&e, &a).await;
         let other = active_user(&e, &b).await;
+        let body = json!({"name": "kunci-milik-budi", "scopes": ["read"]});
         let other_key = e
-            .call(
-                Method::POST,
-                "/api/v1/me/api-keys",
-                &other,
-                Some(json!({"name": "kunci-milik-budi", "scopes": ["read"]})),
-            )
+            .call(Method::POST, "/api/v1/me/api-keys", &other, Some(body))
             .await;
         assert_eq!(other_key.status(), StatusCode::CREATED);
         let zip = export_zip(&e, &who).await;
@@ -574,12 +544,8 @@ async fn an_export_is_made_in_the_background_and_its_link_waits_for_it() {
         .create(uid, "tok-pending", "users/none/exports/none.zip", expires)
         .await
         .unwrap();
-    let r = e
-        .client
-        .get(e.url("/exports/tok-pending"))
-        .header("accept-language", "id")
-        .go()
-        .await;
+    let link = e.client.get(e.url("/exports/tok-pending"));
+    let r = link.header("accept-language", "id").go().await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert_eq!(r.headers()["retry-after"], "5");
     let p: Value = r.json().await.unwrap();
@@ -630,19 +596,7 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
     let b = email("tetap");
     // An admin, made the way the command line does (never by sign-up).
     let admin_addr = email("admin");
-    let hash = takarir_server::service::accounts::auth::hash_password(PASSWORD)
-        .await
-        .unwrap();
-    e.db()
-        .users()
-        .create(NewUser {
-            email: &admin_addr,
-            password_hash: &hash,
-            role: Role::Admin,
-        })
-        .await
-        .unwrap();
-    let admin = Who::from_login(e.login(&admin_addr, PASSWORD, None).await).await;
+    let admin = e.admin(&admin_addr).await;
 
     let who = active_user(&e, &a).await;
     let other = active_user(&e, &b).await;
@@ -651,13 +605,9 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
     // A second session, API keys, an export, a correction, audit entries about the user.
     let second = Who::from_login(e.login(&a, PASSWORD, None).await).await;
     for who in [&who, &other] {
+        let body = json!({"name": "k", "scopes": ["captions", "read"]});
         let r = e
-            .call(
-                Method::POST,
-                "/api/v1/me/api-keys",
-                who,
-                Some(json!({"name": "k", "scopes": ["captions", "read"]})),
-            )
+            .call(Method::POST, "/api/v1/me/api-keys", who, Some(body))
             .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         export_zip(&e, who).await;
@@ -666,23 +616,25 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
         (uid, "tiket dukungan #12"),
         (other_id, "tiket dukungan #13"),
     ] {
+        let body = json!({"reason": reason});
         let r = e
             .call(
                 Method::POST,
                 &format!("/api/v1/admin/users/{}/access", id.0),
                 &admin,
-                Some(json!({"reason": reason})),
+                Some(body),
             )
             .await;
         assert_eq!(r.status(), StatusCode::OK);
     }
     // Without a reason staff get nothing; a non-admin gets nothing.
+    let body = json!({"reason": " "});
     let r = e
         .call(
             Method::POST,
             &format!("/api/v1/admin/users/{}/access", uid.0),
             &admin,
-            Some(json!({"reason": " "})),
+            Some(body),
         )
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -742,14 +694,8 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
         .unwrap();
 
     // The password is asked again; a wrong one erases nothing.
-    let r = e
-        .call(
-            Method::DELETE,
-            "/api/v1/me",
-            &who,
-            Some(json!({"password": "bukan-kata-sandinya"})),
-        )
-        .await;
+    let body = json!({"password": "bukan-kata-sandinya"});
+    let r = e.call(Method::DELETE, "/api/v1/me", &who, Some(body)).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let subject = e
         .db()
@@ -759,14 +705,8 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
         .unwrap()
         .unwrap()
         .subject_hash();
-    let r = e
-        .call(
-            Method::DELETE,
-            "/api/v1/me",
-            &who,
-            Some(json!({"password": PASSWORD})),
-        )
-        .await;
+    let body = json!({"password": PASSWORD});
+    let r = e.call(Method::DELETE, "/api/v1/me", &who, Some(body)).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
     for t in &tables {

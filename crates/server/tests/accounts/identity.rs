@@ -7,12 +7,13 @@ both_backends!(signup_verify_and_reset_by_email, |pg| {
     let addr = email("ani");
     // Password minimums.
     for bad in ["pendek", &format!("x{addr}x")] {
+        let body = json!({"email": addr, "password": bad});
         let res = e
             .call(
                 Method::POST,
                 "/api/v1/auth/register",
                 &Who::Nobody,
-                Some(json!({"email": addr, "password": bad})),
+                Some(body),
             )
             .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -22,12 +23,13 @@ both_backends!(signup_verify_and_reset_by_email, |pg| {
     let me: Value = e.get_json("/api/v1/me", &who).await;
     assert_eq!(me["profile"]["email_verified_at"], Value::Null);
     // The same address again is refused.
+    let body = json!({"email": addr.to_uppercase(), "password": PASSWORD});
     let dup = e
         .call(
             Method::POST,
             "/api/v1/auth/register",
             &Who::Nobody,
-            Some(json!({"email": addr.to_uppercase(), "password": PASSWORD})),
+            Some(body),
         )
         .await;
     assert_eq!(dup.status(), StatusCode::CONFLICT);
@@ -52,12 +54,13 @@ both_backends!(signup_verify_and_reset_by_email, |pg| {
     // Reset: the answer is the same for unknown addresses; the link sets a new password and
     // ends every session.
     for a in [addr.as_str(), "tidak.ada@contoh.id"] {
+        let body = json!({"email": a});
         let r = e
             .call(
                 Method::POST,
                 "/api/v1/auth/password/forgot",
                 &Who::Nobody,
-                Some(json!({"email": a})),
+                Some(body),
             )
             .await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
@@ -65,12 +68,13 @@ both_backends!(signup_verify_and_reset_by_email, |pg| {
     let mail = mail_to(&addr, "/account/reset?token=").await;
     let token = link_token(&mail, "/account/reset");
     let new_pw = "sapi-terbang-tinggi-7";
+    let body = json!({"token": token, "password": new_pw});
     let r = e
         .call(
             Method::POST,
             "/api/v1/auth/password/reset",
             &Who::Nobody,
-            Some(json!({"token": token, "password": new_pw})),
+            Some(body),
         )
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
@@ -97,35 +101,28 @@ both_backends!(
             |current: &str, new: &str| json!({"current_password": current, "new_password": new});
         let new_pw = "kuda-laut-berenang-9";
         // A wrong current password, a weak new one, or no CSRF header change nothing.
+        let body = change("salah-sekali-123", new_pw);
         let r = e
-            .call(
-                Method::POST,
-                "/api/v1/me/password",
-                &here,
-                Some(change("salah-sekali-123", new_pw)),
-            )
+            .call(Method::POST, "/api/v1/me/password", &here, Some(body))
             .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             r.json::<Value>().await.unwrap()["code"],
             "invalid_credentials"
         );
+        let body = change(PASSWORD, "pendek");
         let r = e
-            .call(
-                Method::POST,
-                "/api/v1/me/password",
-                &here,
-                Some(change(PASSWORD, "pendek")),
-            )
+            .call(Method::POST, "/api/v1/me/password", &here, Some(body))
             .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(r.json::<Value>().await.unwrap()["code"], "weak_password");
+        let body = change(PASSWORD, new_pw);
         let r = e
             .call(
                 Method::POST,
                 "/api/v1/me/password",
                 &Who::CookieOnly(here.cookie().into()),
-                Some(change(PASSWORD, new_pw)),
+                Some(body),
             )
             .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -136,13 +133,9 @@ both_backends!(
             StatusCode::OK
         );
         // The right one: this session stays, the other ends, only the new password signs in.
+        let body = change(PASSWORD, new_pw);
         let r = e
-            .call(
-                Method::POST,
-                "/api/v1/me/password",
-                &here,
-                Some(change(PASSWORD, new_pw)),
-            )
+            .call(Method::POST, "/api/v1/me/password", &here, Some(body))
             .await;
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
         assert_eq!(
@@ -189,16 +182,9 @@ both_backends!(an_unused_session_ends_a_used_one_lives_on, |pg| {
     let uid = e.user_id(&addr).await;
     assert_eq!(e.db().sessions().list(uid).await.unwrap().len(), 0);
     // The privacy page states the limit (rounded up to days).
-    let page = e
-        .call(Method::GET, "/privacy?lang=en", &Who::Nobody, None)
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        page.contains("lasts 30 days (less if unused for 1 day) or until"),
-        "{page}"
-    );
+    let page = e.get("/privacy?lang=en").await.text().await.unwrap();
+    let promise = "lasts 30 days (less if unused for 1 day) or until";
+    assert!(page.contains(promise), "{page}");
     e.finish().await;
 });
 
@@ -207,12 +193,13 @@ both_backends!(csrf_is_required_for_cookie_changes_and_forms, |pg| {
     let who = e.register(&email("csrf")).await;
     let cookie_only = Who::CookieOnly(who.cookie().to_string());
     let patch = json!({"history_enabled": true});
+    let body = patch.clone();
     let r = e
         .call(
             Method::PATCH,
             "/api/v1/me/preferences",
             &cookie_only,
-            Some(patch.clone()),
+            Some(body),
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -405,21 +392,23 @@ both_backends!(sign_in_is_throttled_per_account_and_client, |pg| {
     // Requests that send email (sign-up, reset) share the per-client rate limit: two sign-ups
     // above, one reset, then refused.
     let forgot = json!({"email": a});
+    let body = forgot.clone();
     let r = e
         .call(
             Method::POST,
             "/api/v1/auth/password/forgot",
             &Who::Nobody,
-            Some(forgot.clone()),
+            Some(body),
         )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let body = forgot;
     let r = e
         .call(
             Method::POST,
             "/api/v1/auth/password/forgot",
             &Who::Nobody,
-            Some(forgot),
+            Some(body),
         )
         .await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);

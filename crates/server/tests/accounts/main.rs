@@ -71,6 +71,20 @@ impl Env {
         self.0.stop().await;
     }
 
+    /// An admin account, made the way the command line does (never by sign-up), signed in.
+    async fn admin(&self, addr: &str) -> Who {
+        let hash = takarir_server::service::accounts::auth::hash_password(PASSWORD).await;
+        let (email, password_hash) = (addr, hash.unwrap());
+        let role = Role::Admin;
+        let new = NewUser {
+            email,
+            password_hash: &password_hash,
+            role,
+        };
+        self.db().users().create(new).await.unwrap();
+        Who::from_login(self.login(addr, PASSWORD, None).await).await
+    }
+
     /// A JSON call, optionally as a session (cookie + CSRF header) or with an API key.
     async fn call(
         &self,
@@ -239,12 +253,17 @@ impl Who {
 
 /// The value of the session cookie a response sets.
 fn session_cookie(res: &reqwest::Response) -> Option<String> {
-    res.headers().get_all("set-cookie").iter().find_map(|v| {
-        let v = v.to_str().ok()?;
-        let rest = v.strip_prefix("takarir_session=")?;
-        assert!(v.contains("HttpOnly") && v.contains("SameSite=Lax"), "{v}");
-        Some(rest.split(';').next()?.to_string())
-    })
+    let v = set_cookie(res, "takarir_session")?;
+    assert!(v.contains("HttpOnly") && v.contains("SameSite=Lax"), "{v}");
+    Some(v["takarir_session=".len()..].split(';').next()?.to_string())
+}
+
+/// The whole `Set-Cookie` value a response sets for cookie `name`.
+fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    let all = res.headers().get_all("set-cookie");
+    let mut values = all.iter().filter_map(|v| v.to_str().ok());
+    let prefix = format!("{name}=");
+    values.find(|v| v.starts_with(&prefix)).map(str::to_owned)
 }
 
 /// A message with a quoted-printable body decoded (lettre picks that for long lines).
@@ -341,13 +360,9 @@ macro_rules! both_backends {
 /// A user with history, training consent and one captioned image: returns the session.
 async fn active_user(e: &Env, addr: &str) -> Who {
     let who = e.register(addr).await;
+    let body = json!({"history_enabled": true, "training_consent": true});
     let r = e
-        .call(
-            Method::PATCH,
-            "/api/v1/me/preferences",
-            &who,
-            Some(json!({"history_enabled": true, "training_consent": true})),
-        )
+        .call(Method::PATCH, "/api/v1/me/preferences", &who, Some(body))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(e.caption(&who).await.status(), StatusCode::OK);
@@ -435,20 +450,12 @@ async fn create_job(e: &Env, who: &Who, files: &[Option<&str>]) -> String {
 async fn signed_out_token(e: &Env, path: &str) -> String {
     let res = e.client.get(e.url(path)).go().await;
     assert_eq!(res.status(), StatusCode::OK);
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .find_map(|v| {
-            let v = v.to_str().ok()?;
-            Some(
-                v.strip_prefix("takarir_csrf=")?
-                    .split(';')
-                    .next()?
-                    .to_string(),
-            )
-        })
-        .expect("csrf cookie");
+    let set = set_cookie(&res, "takarir_csrf").expect("csrf cookie");
+    let cookie = set["takarir_csrf=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let html = res.text().await.unwrap();
     assert!(html.contains(&format!("name=\"csrf\" value=\"{cookie}\"")));
     cookie

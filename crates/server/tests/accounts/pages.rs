@@ -19,35 +19,15 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
         .go()
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let prefs = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .find_map(|v| {
-            v.to_str()
-                .ok()
-                .filter(|v| v.starts_with("takarir_prefs="))
-                .map(str::to_owned)
-        })
-        .expect("prefs cookie");
+    let prefs = set_cookie(&res, "takarir_prefs").expect("prefs cookie");
     assert!(
         prefs.starts_with("takarir_prefs=lang.en~style.short~alt.2;"),
         "{prefs}"
     );
-    let form = Form::new().part(
-        "image",
-        Part::bytes(sample("coffee.jpg"))
-            .file_name("c.jpg")
-            .mime_str("image/jpeg")
-            .unwrap(),
-    );
-    let v: Value = e
-        .client
-        .post(e.url("/api/v1/captions"))
-        .header("cookie", "takarir_prefs=lang.en~style.short~alt.2")
-        .multipart(form)
-        .fetch_json()
-        .await;
+    let form = Form::new().part("image", common::jpeg_part("coffee.jpg", "c.jpg"));
+    let upload = e.client.post(e.url("/api/v1/captions")).multipart(form);
+    let prefs = "takarir_prefs=lang.en~style.short~alt.2";
+    let v: Value = upload.header("cookie", prefs).fetch_json().await;
     assert_eq!(
         v["captions"].as_array().unwrap().len(),
         2,
@@ -109,13 +89,9 @@ both_backends!(web_forms_cover_every_right_without_javascript, |pg| {
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let form = Form::new().text("csrf", csrf.clone()).part(
-        "image",
-        Part::bytes(sample("coffee.jpg"))
-            .file_name("c.jpg")
-            .mime_str("image/jpeg")
-            .unwrap(),
-    );
+    let form = Form::new()
+        .text("csrf", csrf.clone())
+        .part("image", common::jpeg_part("coffee.jpg", "c.jpg"));
     let r = e
         .client
         .post(e.url("/"))
@@ -341,19 +317,7 @@ both_backends!(
 both_backends!(admin_page_shows_aggregates_and_audits_access, |pg| {
     let e = Env::start(pg, |_| {}).await;
     let admin_addr = email("adm");
-    let hash = takarir_server::service::accounts::auth::hash_password(PASSWORD)
-        .await
-        .unwrap();
-    e.db()
-        .users()
-        .create(NewUser {
-            email: &admin_addr,
-            password_hash: &hash,
-            role: Role::Admin,
-        })
-        .await
-        .unwrap();
-    let admin = Who::from_login(e.login(&admin_addr, PASSWORD, None).await).await;
+    let admin = e.admin(&admin_addr).await;
     let addr = email("subjek");
     let user = e.register(&addr).await;
     let uid = e.user_id(&addr).await;

@@ -272,3 +272,11 @@ pub async fn assert_documented(s: &TestServer, routes: &str, schema: &str) {
     }
     assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
 }
+
+/// A multipart part holding the sample photo `sample_name`, sent as `file_name` (image/jpeg).
+pub fn jpeg_part(sample_name: &str, file_name: &str) -> reqwest::multipart::Part {
+    let part = reqwest::multipart::Part::bytes(sample(sample_name));
+    part.file_name(file_name.to_string())
+        .mime_str("image/jpeg")
+        .unwrap()
+}

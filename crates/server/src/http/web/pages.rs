@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::http::extract::{
-    client_ip, cookie_defaults, credentials, discard_unread, read_submission, Ctx,
+    caption_caller, client_ip, cookie_defaults, credentials, discard_unread, read_submission, Ctx,
 };
 use crate::http::web::{render, with_error};
 use crate::i18n::{query_param, Lang};
@@ -143,10 +143,9 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, req: Request) -> Re
     let mut unread = Some(req);
     let outcome = async {
         let req = unread.as_ref().expect("body not yet read");
-        state.rate_limit(client_ip(req, state.config().trust_forwarded_for))?;
-        let creds = credentials(req.headers());
-        let cookie = cookie_defaults(req.headers());
-        let signed_in = authenticate(&state, &creds).await?;
+        let ip = client_ip(req, state.config().trust_forwarded_for);
+        let caller = caption_caller(&state, ip, req.headers()).await?;
+        let (signed_in, creds, cookie) = (caller.signed_in, caller.creds, caller.cookie);
         csrf = signed_in.as_ref().and_then(|a| a.csrf().map(str::to_owned));
         let permit = state.queue_permit()?;
         let sub = read_submission(&state, unread.take().expect("body not yet read")).await?;

@@ -229,16 +229,12 @@ pub async fn update_preferences(
 
 /// Grants or withdraws training consent: a ledger entry under the current policy version, the
 /// preference mirror, and on withdrawal the deletion of every training item (rows and images).
-pub async fn set_training_consent(
-    state: &AppState,
-    user: &User,
-    granted: bool,
-) -> Result<(), ApiError> {
-    let db = state.db();
-    let mut p = db.preferences().get_or_default(user.id).await?;
-    p.training_consent = granted;
-    db.preferences().set(user.id, &p).await?;
-    record_training_consent(state, user, granted).await
+pub async fn set_training_consent(state: &AppState, user: &User, on: bool) -> Result<(), ApiError> {
+    let prefs = state.db().preferences();
+    let mut p = prefs.get_or_default(user.id).await?;
+    p.training_consent = on;
+    prefs.set(user.id, &p).await?;
+    record_training_consent(state, user, on).await
 }
 
 async fn record_training_consent(
