@@ -165,7 +165,7 @@ pub struct Models {
         description = "Self-hostable, privacy-first image captions in Indonesian and English. Images are processed in memory and never stored."
     ),
     paths(captions, health, models),
-    components(schemas(Problem, CaptionForm, CaptionAnswer))
+    components(schemas(Problem, CaptionForm, CaptionAnswer, Feature))
 )]
 pub struct ApiDoc;
 

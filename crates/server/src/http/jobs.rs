@@ -38,9 +38,17 @@ pub struct JobForm {
     /// Image files and/or ZIP archives of images (any part name; every part with a file name).
     #[schema(value_type = Vec<Binary>)]
     image: Vec<Vec<u8>>,
-    /// Caption options, as for `POST /api/v1/captions`.
-    #[schema(inline)]
-    options: Option<CaptionOptions>,
+    /// As for `POST /api/v1/captions` (the caller's preferences are the defaults).
+    lang: Option<crate::options::LangChoice>,
+    /// As for `POST /api/v1/captions`.
+    style: Option<crate::options::Style>,
+    /// As for `POST /api/v1/captions`.
+    #[schema(minimum = 1, maximum = 5)]
+    alternatives: Option<u8>,
+    /// As for `POST /api/v1/captions`.
+    gender_neutral: Option<bool>,
+    /// As for `POST /api/v1/captions` (comma-separated).
+    features: Option<String>,
     /// Absolute http(s) URL called once when the job is done, signed with `webhook_secret`.
     /// It must reach a public address unless the server sets `webhook_private_networks`.
     webhook_url: Option<String>,
