@@ -20,6 +20,29 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
+// The cells of one CSV line (RFC 4180 quoting).
+function csvCells(line) {
+  const cells = [];
+  let cur = "";
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cur += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ",") {
+      cells.push(cur);
+      cur = "";
+    } else cur += c;
+  }
+  cells.push(cur);
+  return cells;
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BASE = process.env.TAKARIR_URL;
 const ARTIFACTS = process.env.TAKARIR_ARTIFACTS || path.join(here, "../../test-artifacts/browser");
@@ -43,7 +66,7 @@ const ARGS = [
 
 const sample = (name) => path.join(SAMPLES, name);
 
-// Interface strings the page must show (crates/server/src/web.rs).
+// Interface strings the page must show (crates/server/src/http/web/mod.rs).
 const UI = {
   id: { choose: "Pilih gambar (boleh lebih dari satu)", submit: "Buat takarir", results: "Hasil", copy: "Salin", copied: "Tersalin", switchTo: "English" },
   en: { choose: "Choose images (several allowed)", submit: "Create captions", results: "Results", copy: "Copy", copied: "Copied", switchTo: "Bahasa Indonesia" },
@@ -301,11 +324,13 @@ test("batch job: several photos as one job, progress bar, result downloads", asy
   const href = await page.getAttribute("#batch-csv", "href");
   const csv = await (await page.request.get(BASE + href)).text();
   const rows = csv.trim().split("\n");
-  assert.equal(rows[0], "index,file,lang,caption,error_code,error");
+  // The CSV of every results file (and of the CLI): one row per caption, quoted where needed.
+  assert.equal(rows[0], "index,file,lang,rank,caption,score,error_code,error");
   assert.equal(rows.length, 1 + files.length, csv);
+  const table = rows.slice(1).map(csvCells);
   for (const f of files) {
-    assert.ok(rows.some((r) => r.includes(`"${f}"`)), `a caption row for ${f}`);
+    assert.ok(table.some((r) => r[1] === f), `a caption row for ${f}`);
   }
-  remember(rows.slice(1).map((r) => r.split(",").slice(3, -2).join(",").replace(/^"|"$/g, "")));
+  remember(table.map((r) => r[4]));
   assert.deepEqual(ctx.problems, [], "no script errors or CSP violations");
 });

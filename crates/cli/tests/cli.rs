@@ -46,17 +46,16 @@ fn mixed_folder() -> tempfile::TempDir {
     dir
 }
 
+/// `takarir caption --model FIXTURE --lang en ARGS...`.
+fn caption_en(args: &[&str]) -> std::process::Output {
+    let model = fixture_model();
+    takarir(&[&["caption", "--model", &model, "--lang", "en"][..], args].concat())
+}
+
 #[test]
 fn a_folder_with_bad_files_captions_the_good_ones_and_exits_1() {
     let dir = mixed_folder();
-    let out = takarir(&[
-        "caption",
-        "--model",
-        &fixture_model(),
-        "--lang",
-        "en",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = caption_en(&[dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for good in ["astronaut.jpg", "coffee.jpg"] {
@@ -140,23 +139,14 @@ fn all_good_files_exit_0_and_every_format_carries_every_file() {
 
     let csv = takarir(&[&good[..], &["--csv", folder]].concat());
     let csv = text(&csv.stdout);
-    assert!(csv.starts_with("file,lang,rank,caption,score,error\n"));
+    assert!(csv.starts_with("index,file,lang,rank,caption,score,error_code,error\n"));
     assert_eq!(csv.lines().count(), 1 + 2 * 2 + 3, "{csv}");
 }
 
 #[test]
 fn sidecar_writes_a_txt_next_to_each_good_image() {
     let dir = mixed_folder();
-    let out = takarir(&[
-        "caption",
-        "--model",
-        &fixture_model(),
-        "--lang",
-        "en",
-        "--sidecar",
-        "txt",
-        dir.path().to_str().unwrap(),
-    ]);
+    let out = caption_en(&["--sidecar", "txt", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let first_line = |name: &str| {
         text(&out.stdout)
@@ -192,21 +182,12 @@ fn unsupported_language_and_bad_options_fail_before_any_work() {
         "{}",
         text(&out.stderr)
     );
-    let out = takarir(&[
-        "caption",
-        "--model",
-        &fixture_model(),
-        "--beams",
-        "2",
-        "--alternatives",
-        "3",
-        img.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    // More alternatives than beams: the engine's own check, before any image is read.
+    let out = caption_en(&["--beams", "2", "--alternatives", "3", img.to_str().unwrap()]);
+    let (code, stderr) = (out.status.code(), text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("num_return_sequences"),
-        "{}",
-        text(&out.stderr)
+        code == Some(2) && stderr.contains("num_return_sequences"),
+        "{stderr}"
     );
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use takarir_store::{Blobs, Db, KeyRing};
 mod common;
+use common::Go;
 use common::{free_port, root};
 
 struct Cluster {
@@ -94,12 +95,7 @@ async fn cluster(n: usize) -> Cluster {
 
 impl Cluster {
     async fn drop_database(&self) {
-        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.db_name))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
+        takarir_store::test_support::drop_postgres_database(&self.admin_url, &self.db_name).await;
     }
 }
 
@@ -134,9 +130,8 @@ async fn submit(base: &str, zip: Vec<u8>) -> String {
     let res = reqwest::Client::new()
         .post(format!("{base}/api/v1/jobs"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 202);
     let v: Value = res.json().await.unwrap();
     v["id"].as_str().unwrap().to_string()
@@ -145,12 +140,8 @@ async fn submit(base: &str, zip: Vec<u8>) -> String {
 async fn status(base: &str, id: &str) -> Value {
     reqwest::Client::new()
         .get(format!("{base}/api/v1/jobs/{id}"))
-        .send()
+        .fetch_json()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn signal(pid: u32, sig: &str) {

@@ -1,30 +1,17 @@
 //! `takarir caption --server URL`: the same folder, captioned by a running `takarir serve`
 //! (SQLite and a local object directory in a temp dir) as one batch job.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 mod common;
 use common::root;
+use common::Go;
 
 /// `takarir serve` with the tiny test model and its data under `dir`: the process and its URL.
 async fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
-    let port = common::free_port();
-    let server = Command::new(env!("CARGO_BIN_EXE_takarir"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("TAKARIR_DATA_DIR", dir.join("data"))
-        .env(
-            "TAKARIR_MODEL",
-            root().join("fixtures/parity/vit-gpt2-tiny"),
-        )
-        .env("TAKARIR_THREADS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    common::wait_healthy(&base).await;
-    (server, base)
+    let data = dir.join("data").display().to_string();
+    common::serve(&[("TAKARIR_DATA_DIR".into(), data)]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,9 +88,8 @@ async fn an_api_key_makes_the_job_the_accounts() {
     let res = http
         .post(format!("{base}/api/v1/auth/register"))
         .json(&serde_json::json!({"email": "cli@contoh.id", "password": "jerapah-berlari-cepat-9"}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), 201);
     let cookie = res
         .headers()
@@ -124,15 +110,13 @@ async fn an_api_key_makes_the_job_the_accounts() {
     };
     let r = session(http.patch(format!("{base}/api/v1/me/preferences")))
         .json(&serde_json::json!({"history_enabled": true}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), 200);
     let r = session(http.post(format!("{base}/api/v1/me/api-keys")))
         .json(&serde_json::json!({"name": "cli", "scopes": ["captions", "read"]}))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(r.status(), 201);
     let key = r.json::<Value>().await.unwrap()["key"]
         .as_str()
@@ -161,12 +145,8 @@ async fn an_api_key_makes_the_job_the_accounts() {
     let history: Value = http
         .get(format!("{base}/api/v1/me/history"))
         .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let kept: Vec<Value> = history["history"]
         .as_array()
         .unwrap()
@@ -184,12 +164,111 @@ async fn an_api_key_makes_the_job_the_accounts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_takarir"))
+    let mut without_server = Command::new(env!("CARGO_BIN_EXE_takarir"));
+    without_server
         .args(["caption", "--api-key", "k"])
-        .arg(&photos)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+        .arg(&photos);
+    assert_eq!(without_server.output().unwrap().status.code(), Some(2));
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// One photo with the same options gets one caption from every door: the CLI on its own, the
+/// CLI through a batch job, the API (multipart and raw body) and the web form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_photo_one_caption_from_every_door() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = tmp.path().join("coffee.jpg");
+    std::fs::copy(root().join("samples/coffee.jpg"), &photo).unwrap();
+    let bytes = std::fs::read(&photo).unwrap();
+    let (mut server, base) = serve(tmp.path()).await;
+    let http = reqwest::Client::new();
+    for (style, alternatives) in [("sentence", "1"), ("short", "2")] {
+        let flags = [
+            "--lang",
+            "en",
+            "--style",
+            style,
+            "--alternatives",
+            alternatives,
+            "--gender-neutral",
+        ];
+        let cli = |remote: bool| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_takarir"));
+            c.arg("caption").args(flags).arg("--jsonl").arg(&photo);
+            if remote {
+                c.args(["--server", &base]);
+            } else {
+                c.args(["--model"])
+                    .arg(root().join("fixtures/parity/vit-gpt2-tiny"))
+                    .args(["--threads", "1"]);
+            }
+            let out = c.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            texts(&v["captions"])
+        };
+        let query =
+            format!("lang=en&style={style}&alternatives={alternatives}&gender_neutral=true");
+        let multipart = reqwest::multipart::Form::new().part(
+            "image",
+            reqwest::multipart::Part::bytes(bytes.clone()).file_name("coffee.jpg"),
+        );
+        let api: Value = http
+            .post(format!("{base}/api/v1/captions?{query}"))
+            .multipart(multipart)
+            .fetch_json()
+            .await;
+        let raw: Value = http
+            .post(format!("{base}/api/v1/captions?{query}"))
+            .header("content-type", "image/jpeg")
+            .body(bytes.clone())
+            .fetch_json()
+            .await;
+        let form = reqwest::multipart::Form::new()
+            .text("lang", "en")
+            .text("style", style)
+            .text("alternatives", alternatives)
+            .text("gender_neutral", "true")
+            .part(
+                "image",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name("coffee.jpg"),
+            );
+        let page = http
+            .post(format!("{base}/"))
+            .multipart(form)
+            .fetch_text()
+            .await;
+        let local = cli(false);
+        assert_eq!(
+            local.len(),
+            alternatives.parse::<usize>().unwrap(),
+            "{local:?}"
+        );
+        assert_eq!(texts(&api["captions"]), local, "API, {style}");
+        assert_eq!(texts(&raw["captions"]), local, "raw body, {style}");
+        assert_eq!(cli(true), local, "batch job, {style}");
+        for t in &local {
+            let escaped = t
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;");
+            assert!(page.contains(&escaped), "web form, {style}: {t}");
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+fn texts(captions: &Value) -> Vec<String> {
+    captions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["text"].as_str().unwrap().to_string())
+        .collect()
 }

@@ -15,7 +15,8 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use takarir_engine::{Captioner, CaptionerOptions};
-use takarir_server::{rights, AppState, ServerConfig, Storage};
+use takarir_server::service::privacy::{self, exports};
+use takarir_server::{AppState, ServerConfig, Storage};
 use takarir_store::training::NewTrainingItem;
 use takarir_store::users::{NewUser, Role, User};
 use takarir_store::Sensitivity;
@@ -48,7 +49,7 @@ async fn measure<T, F: Future<Output = T>>(name: &str, phase: F) -> T {
 async fn in_memory_export(state: &AppState, user: &User) -> String {
     use std::io::Write;
     let st = state.storage();
-    let doc = rights::access_document(state, user).await.unwrap();
+    let doc = privacy::access_document(state, user).await.unwrap();
     let mut files = vec![(
         "data.json".to_string(),
         serde_json::to_vec_pretty(&doc).unwrap(),
@@ -150,11 +151,11 @@ async fn run(items: usize, mb: usize) {
         items * mb
     );
 
-    let (export, token) = measure("streamed: make", rights::create_export(&state, &user))
+    let (export, token) = measure("streamed: make", exports::create(&state, &user))
         .await
         .unwrap();
     let sent = measure("streamed: download", async {
-        let (_, mut body) = rights::export_by_token(&state, &token).await.unwrap();
+        let (_, mut body) = exports::by_token(&state, &token).await.unwrap();
         let mut n = 0u64;
         while let Some(piece) = body.next().await {
             n += piece.unwrap().len() as u64;

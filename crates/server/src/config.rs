@@ -343,6 +343,20 @@ impl ServerConfig {
         self.tls() || self.public_url().starts_with("https://")
     }
 
+    /// The image limits uploads are decoded under (bytes and pixels).
+    pub fn image_limits(&self) -> takarir_engine::ImageLimits {
+        takarir_engine::ImageLimits {
+            max_bytes: self.max_upload_bytes,
+            max_pixels: self.max_megapixels * 1_000_000,
+        }
+    }
+
+    /// The request body limit of a caption request: the file limit plus room for multipart
+    /// framing and option fields.
+    pub fn body_limit(&self) -> u64 {
+        self.max_upload_bytes.saturating_add(64 * 1024)
+    }
+
     /// Whether HTTPS is configured.
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some() && self.tls_key.is_some()

@@ -12,7 +12,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use takarir_engine::EngineError;
 use utoipa::ToSchema;
 
@@ -137,7 +137,7 @@ pub enum ApiError {
 const EXPORT_RETRY_SECONDS: u64 = 5;
 
 /// An RFC 9457 problem document.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
     /// URI naming the kind of problem.
     #[serde(rename = "type")]

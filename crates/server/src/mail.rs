@@ -5,7 +5,7 @@
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::ServerConfig;
+use crate::config::ServerConfig;
 
 /// The configured relay, if any.
 pub struct Mailer {

@@ -1,20 +1,19 @@
-//! Privacy-policy versions and notices. The versions live in the repository
-//! (`policy/versions.toml`, compiled in; `policy_file` overrides it). A signed-in user whose
-//! latest acknowledgement (a consent-ledger entry with purpose `policy`) is older than the
-//! newest *significant* version sees a notice until they acknowledge it, and is emailed once
-//! (`policy_notices` records the email, so restarts and several nodes send it once).
+//! Privacy-policy versions. They live in the repository (`policy/versions.toml`, compiled
+//! in; `policy_file` overrides it); the last one is the version the privacy page shows
+//! ([`PRIVACY_VERSION`]). Acknowledgements and notices: [`crate::service::privacy::policy`].
 
 use serde::{Deserialize, Serialize};
-use takarir_store::consents::PURPOSE_POLICY;
-use takarir_store::users::{User, UserId};
-
-use crate::error::ApiError;
-use crate::AppState;
+use utoipa::ToSchema;
 
 const BUILT_IN: &str = include_str!("../policy/versions.toml");
 
+/// Version of the privacy policy shown at `/privacy` (the last of `policy/versions.toml`).
+pub const PRIVACY_VERSION: &str = "2.1";
+/// Date the privacy policy took effect (ISO 8601).
+pub const PRIVACY_DATE: &str = "2026-11-30";
+
 /// One version of the policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersion {
     /// E.g. `1.0`.
     pub version: String,
@@ -65,89 +64,6 @@ impl Policy {
     }
 }
 
-/// The significant version the user has not acknowledged yet, if any.
-pub async fn pending_for(
-    state: &AppState,
-    user: UserId,
-) -> Result<Option<PolicyVersion>, ApiError> {
-    let latest = state
-        .storage()
-        .db
-        .consents()
-        .latest(user, PURPOSE_POLICY)
-        .await?;
-    let acked = latest.filter(|c| c.granted).map(|c| c.policy_version);
-    Ok(state.policy().pending(acked.as_deref()).cloned())
-}
-
-/// Records that the user acknowledged `version` (the current one if `None`).
-pub async fn acknowledge(
-    state: &AppState,
-    user: &User,
-    version: Option<&str>,
-) -> Result<(), ApiError> {
-    let current = state.policy().current().version.clone();
-    let version = version.unwrap_or(&current);
-    if !state.policy().versions.iter().any(|v| v.version == version) {
-        return Err(ApiError::InvalidOption {
-            name: "version".into(),
-            value: version.chars().take(20).collect(),
-            expected: "a policy version",
-        });
-    }
-    state
-        .storage()
-        .db
-        .consents()
-        .record(user.id, PURPOSE_POLICY, true, version)
-        .await?;
-    Ok(())
-}
-
-/// Emails every user with a pending significant version about it, once per version.
-pub async fn notify_all(state: &AppState) -> Result<u64, ApiError> {
-    if !state.mailer().enabled() {
-        return Ok(0);
-    }
-    let db = &state.storage().db;
-    let mut after = None;
-    let mut sent = 0;
-    loop {
-        let users = db.users().list(after, 200).await?;
-        let Some(last) = users.last() else { break };
-        after = Some(last.id);
-        for user in users {
-            let Some(v) = pending_for(state, user.id).await? else {
-                continue;
-            };
-            if !db.policy_notices().claim(user.id, &v.version).await? {
-                continue;
-            }
-            let url = format!("{}/account", state.config().public_url());
-            let body = format!(
-                "Kebijakan privasi Takarir versi {v} (berlaku {d}) telah terbit.\n{si}\n\
-                 Baca dan setujui di: {url}\n\n\
-                 Takarir's privacy policy version {v} (effective {d}) is out.\n{se}\n\
-                 Read and acknowledge it at: {url}\n",
-                v = v.version,
-                d = v.date,
-                si = v.summary_id,
-                se = v.summary_en,
-            );
-            state
-                .mailer()
-                .send_logged(
-                    &user.email,
-                    "Takarir: kebijakan privasi baru / new privacy policy",
-                    body,
-                )
-                .await;
-            sent += 1;
-        }
-    }
-    Ok(sent)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,8 +71,8 @@ mod tests {
     #[test]
     fn built_in_matches_the_privacy_page() {
         let p = Policy::built_in();
-        assert_eq!(p.current().version, crate::web::PRIVACY_VERSION);
-        assert_eq!(p.current().date, crate::web::PRIVACY_DATE);
+        assert_eq!(p.current().version, PRIVACY_VERSION);
+        assert_eq!(p.current().date, PRIVACY_DATE);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use takarir_store::{Blobs, Db, KeyRing};
 
-use crate::ServerConfig;
+use crate::config::ServerConfig;
 
 /// Database + object store, cheap to clone.
 #[derive(Clone, Debug)]

@@ -1,108 +1,41 @@
 //! End-to-end tests: the real server on 127.0.0.1 with a random port and the tiny fixture
 //! model (English only, gibberish captions), spoken to over HTTP with reqwest.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
-use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
-use common::{model_dir, sample, zip_bytes};
-use takarir_server::{AppState, Server, ServerConfig, Storage};
+use common::Go;
+use common::{sample, zip_bytes, Backend, TestServer};
+use takarir_server::ServerConfig;
 
-fn captioner() -> Arc<Captioner> {
-    static C: OnceLock<Arc<Captioner>> = OnceLock::new();
-    C.get_or_init(|| {
-        let mut o = CaptionerOptions::new(model_dir());
-        o.threads = 1;
-        Arc::new(Captioner::load(&o).expect("fixture model loads"))
-    })
-    .clone()
+/// A server on the backend TAKARIR_TEST_BACKEND names; `edit` changes its configuration.
+async fn start(edit: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    TestServer::start(Backend::from_env(), edit).await
 }
 
-struct TestServer {
-    base: String,
-    client: Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _data: tempfile::TempDir,
-}
-
-impl TestServer {
-    async fn start(edit: impl FnOnce(&mut ServerConfig)) -> TestServer {
-        let data = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            model: model_dir(),
-            threads: Some(1),
-            rate_limit_per_minute: 0,
-            shutdown_grace_seconds: 5,
-            data_dir: data.path().to_path_buf(),
-            ..ServerConfig::default()
-        };
-        edit(&mut config);
-        config.database_url = common::test_database_url().await;
-        let storage = Storage::open(&config).await.expect("storage opens");
-        let state = AppState::new(config.clone(), captioner(), storage);
-        let server = Server::bind(config, state).await.expect("binds");
-        let addr = server.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = rx.await;
-        }));
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        TestServer {
-            base: format!("http://{addr}"),
-            client,
-            stop: Some(tx),
-            task,
-            _data: data,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
-    }
-
-    async fn post_image(
-        &self,
-        query: &str,
-        bytes: Vec<u8>,
-        name: &str,
-        mime: &str,
-    ) -> reqwest::Response {
-        let form = Form::new().part(
-            "image",
-            Part::bytes(bytes)
-                .file_name(name.to_string())
-                .mime_str(mime)
-                .unwrap(),
-        );
-        self.client
-            .post(self.url(&format!("/api/v1/captions{query}")))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Graceful shutdown: the server task must end cleanly.
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).ok();
-        let r = tokio::time::timeout(std::time::Duration::from_secs(20), self.task)
-            .await
-            .expect("server stops within the grace period")
-            .expect("server task did not panic");
-        r.expect("server ran without error");
-    }
+/// POSTs one image as the multipart `image` part to `/api/v1/captions{query}`.
+async fn post_image(
+    s: &TestServer,
+    query: &str,
+    bytes: Vec<u8>,
+    name: &str,
+    mime: &str,
+) -> reqwest::Response {
+    let form = Form::new().part(
+        "image",
+        Part::bytes(bytes)
+            .file_name(name.to_string())
+            .mime_str(mime)
+            .unwrap(),
+    );
+    s.client
+        .post(s.url(&format!("/api/v1/captions{query}")))
+        .multipart(form)
+        .go()
+        .await
 }
 
 async fn problem(res: reqwest::Response, status: u16, code: &str) -> Value {
@@ -228,7 +161,7 @@ fn assert_security_headers(res: &reqwest::Response) {
 
 #[tokio::test]
 async fn read_only_routes_answer_with_security_headers() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start(|_| {}).await;
 
     let res = s.get("/api/v1/health").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -291,12 +224,8 @@ async fn read_only_routes_answer_with_security_headers() {
         .client
         .get(s.url("/"))
         .header("accept-language", "en-GB,en;q=0.9")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     assert!(en.contains("<html lang=\"en\">"));
     assert!(en.contains("Caption an image"));
 
@@ -332,20 +261,14 @@ async fn read_only_routes_answer_with_security_headers() {
         .client
         .get(s.url("/contact"))
         .header("cookie", "lang=en")
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(with_cookie.headers()["content-language"], "en");
 
     let res = s.get("/nope").await;
     assert_security_headers(&res);
     problem(res, 404, "not_found").await;
-    let res = s
-        .client
-        .delete(s.url("/api/v1/health"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.delete(s.url("/api/v1/health")).go().await;
     problem(res, 405, "method_not_allowed").await;
 
     let metrics = s.get("/metrics").await;
@@ -358,10 +281,8 @@ async fn read_only_routes_answer_with_security_headers() {
 
 #[tokio::test]
 async fn captions_a_jpeg_over_multipart() {
-    let s = TestServer::start(|_| {}).await;
-    let res = s
-        .post_image("", sample("chelsea.jpg"), "chelsea.jpg", "image/jpeg")
-        .await;
+    let s = start(|_| {}).await;
+    let res = post_image(&s, "", sample("chelsea.jpg"), "chelsea.jpg", "image/jpeg").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_security_headers(&res);
     assert_eq!(res.headers()["cache-control"], "no-store");
@@ -387,15 +308,14 @@ async fn captions_a_jpeg_over_multipart() {
 
 #[tokio::test]
 async fn raw_body_1x1_png() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start(|_| {}).await;
     let res = s
         .client
         .post(s.url("/api/v1/captions?style=short"))
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(
@@ -409,18 +329,18 @@ async fn raw_body_1x1_png() {
 
 #[tokio::test]
 async fn exif_rotated_photo_is_reported_upright() {
-    let s = TestServer::start(|_| {}).await;
-    let body: Value = s
-        .post_image(
-            "",
-            sample("chelsea-exif-rotated.jpg"),
-            "r.jpg",
-            "image/jpeg",
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let s = start(|_| {}).await;
+    let body: Value = post_image(
+        &s,
+        "",
+        sample("chelsea-exif-rotated.jpg"),
+        "r.jpg",
+        "image/jpeg",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(body["image"]["width"], 448);
     assert_eq!(body["image"]["height"], 296);
     assert_eq!(body["metadata"]["orientation"], 6);
@@ -429,10 +349,8 @@ async fn exif_rotated_photo_is_reported_upright() {
 
 #[tokio::test]
 async fn gps_is_reported_present_but_never_returned() {
-    let s = TestServer::start(|_| {}).await;
-    let res = s
-        .post_image("", jpeg_with_gps(), "gps.jpg", "image/jpeg")
-        .await;
+    let s = start(|_| {}).await;
+    let res = post_image(&s, "", jpeg_with_gps(), "gps.jpg", "image/jpeg").await;
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).unwrap();
@@ -461,16 +379,7 @@ async fn gps_is_reported_present_but_never_returned() {
             .mime_str("image/jpeg")
             .unwrap(),
     );
-    let html = s
-        .client
-        .post(s.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = s.client.post(s.url("/")).multipart(form).fetch_text().await;
     assert!(html.contains("memuat lokasi GPS"));
     assert!(!html.contains("98.765") && !html.contains("98765"));
     s.stop().await;
@@ -478,12 +387,10 @@ async fn gps_is_reported_present_but_never_returned() {
 
 #[tokio::test]
 async fn bad_input_is_refused_with_localised_problems() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start(|_| {}).await;
 
     // A ZIP file sent as an image, over multipart and as a raw body.
-    let res = s
-        .post_image("", zip_bytes(), "photo.jpg", "image/jpeg")
-        .await;
+    let res = post_image(&s, "", zip_bytes(), "photo.jpg", "image/jpeg").await;
     let id = problem(res, 415, "unsupported_media_type").await;
     let res = s
         .client
@@ -491,9 +398,8 @@ async fn bad_input_is_refused_with_localised_problems() {
         .header("content-type", "application/zip")
         .header("accept-language", "en")
         .body(zip_bytes())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let en = problem(res, 415, "unsupported_media_type").await;
     assert_ne!(id["detail"], en["detail"], "messages differ by language");
     assert_eq!(id["title"], "Jenis berkas tidak didukung");
@@ -501,44 +407,33 @@ async fn bad_input_is_refused_with_localised_problems() {
 
     // A 30000×30000 PNG header is refused before decoding.
     let started = std::time::Instant::now();
-    let res = s
-        .post_image("", png_header(30000, 30000), "big.png", "image/png")
-        .await;
+    let res = post_image(&s, "", png_header(30000, 30000), "big.png", "image/png").await;
     let body = problem(res, 413, "image_too_large").await;
     assert!(body["detail"].as_str().unwrap().contains("30000"));
     assert!(started.elapsed().as_secs() < 5);
 
     // A truncated JPEG.
     let jpeg = sample("chelsea.jpg");
-    let res = s
-        .post_image(
-            "?lang=en",
-            jpeg[..jpeg.len() / 3].to_vec(),
-            "cut.jpg",
-            "image/jpeg",
-        )
-        .await;
+    let res = post_image(
+        &s,
+        "?lang=en",
+        jpeg[..jpeg.len() / 3].to_vec(),
+        "cut.jpg",
+        "image/jpeg",
+    )
+    .await;
     // lang=en is also the message language.
     let body = problem(res, 422, "corrupt_image").await;
     assert_eq!(body["title"], "Corrupt image");
 
     // An empty file and no file.
-    let res = s
-        .post_image("", Vec::new(), "empty.jpg", "image/jpeg")
-        .await;
+    let res = post_image(&s, "", Vec::new(), "empty.jpg", "image/jpeg").await;
     problem(res, 422, "empty_image").await;
-    let res = s
-        .client
-        .post(s.url("/api/v1/captions"))
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.post(s.url("/api/v1/captions")).go().await;
     problem(res, 400, "no_image").await;
 
     // Bad options, in both languages.
-    let res = s
-        .post_image("?alternatives=9", png_1x1(), "a.png", "image/png")
-        .await;
+    let res = post_image(&s, "?alternatives=9", png_1x1(), "a.png", "image/png").await;
     let id = problem(res, 400, "invalid_option").await;
     assert!(id["detail"].as_str().unwrap().contains("tidak valid"));
     let res = s
@@ -547,16 +442,13 @@ async fn bad_input_is_refused_with_localised_problems() {
         .header("accept-language", "en-US")
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let en = problem(res, 400, "invalid_option").await;
     assert!(en["detail"].as_str().unwrap().contains("is invalid"));
 
     // The fixture model captions in English only.
-    let res = s
-        .post_image("?lang=id", png_1x1(), "a.png", "image/png")
-        .await;
+    let res = post_image(&s, "?lang=id", png_1x1(), "a.png", "image/png").await;
     let body = problem(res, 422, "language_not_supported").await;
     assert_eq!(body["title"], "Bahasa tidak didukung oleh model ini");
     let res = s
@@ -565,22 +457,21 @@ async fn bad_input_is_refused_with_localised_problems() {
         .header("accept-language", "en")
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let body = problem(res, 422, "language_not_supported").await;
     assert_eq!(body["title"], "Language not supported by this model");
     assert!(body["detail"].as_str().unwrap().contains("en"));
 
     // The server is still fine.
-    let res = s.post_image("", png_1x1(), "a.png", "image/png").await;
+    let res = post_image(&s, "", png_1x1(), "a.png", "image/png").await;
     assert_eq!(res.status(), StatusCode::OK);
     s.stop().await;
 }
 
 #[tokio::test]
 async fn uploads_over_the_body_limit_get_413() {
-    let s = TestServer::start(|c| {
+    let s = start(|c| {
         c.max_upload_bytes = 10_000;
         c.max_files = 1;
     })
@@ -592,41 +483,37 @@ async fn uploads_over_the_body_limit_get_413() {
         .client
         .post(s.url("/api/v1/captions"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let body = problem(res, 400, "too_many_files").await;
     assert!(body["detail"].as_str().unwrap().contains('1'));
-    let res = s
-        .post_image("", sample("chelsea.jpg"), "c.jpg", "image/jpeg")
-        .await;
+    let res = post_image(&s, "", sample("chelsea.jpg"), "c.jpg", "image/jpeg").await;
     problem(res, 413, "payload_too_large").await;
     let res = s
         .client
         .post(s.url("/api/v1/captions"))
         .header("content-type", "image/jpeg")
         .body(sample("chelsea.jpg"))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     problem(res, 413, "payload_too_large").await;
     s.stop().await;
 }
 
 #[tokio::test]
 async fn options_alternatives_style_and_batches() {
-    let s = TestServer::start(|_| {}).await;
-    let body: Value = s
-        .post_image(
-            "?alternatives=3&style=detailed&gender_neutral=true&lang=en",
-            sample("coffee.jpg"),
-            "c.jpg",
-            "image/jpeg",
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let s = start(|_| {}).await;
+    let body: Value = post_image(
+        &s,
+        "?alternatives=3&style=detailed&gender_neutral=true&lang=en",
+        sample("coffee.jpg"),
+        "c.jpg",
+        "image/jpeg",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let caps = body["captions"].as_array().unwrap();
     assert!((1..=3).contains(&caps.len()), "{body}");
     let texts: std::collections::HashSet<_> = caps
@@ -653,9 +540,8 @@ async fn options_alternatives_style_and_batches() {
         .client
         .post(s.url("/api/v1/captions"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     let results = body["results"].as_array().unwrap();
@@ -673,26 +559,14 @@ async fn options_alternatives_style_and_batches() {
 
 #[tokio::test]
 async fn no_js_form_flow_renders_captions() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start(|_| {}).await;
     let form = Form::new()
-        .part(
-            "image",
-            Part::bytes(sample("astronaut.jpg"))
-                .file_name("astronaut.jpg")
-                .mime_str("image/jpeg")
-                .unwrap(),
-        )
+        .part("image", common::jpeg_part("astronaut.jpg", "astronaut.jpg"))
         .text("lang", "en")
         .text("style", "short")
         .text("alternatives", "2")
         .text("gender_neutral", "true");
-    let res = s
-        .client
-        .post(s.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.post(s.url("/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_security_headers(&res);
     assert!(res.headers()["content-type"]
@@ -716,9 +590,8 @@ async fn no_js_form_flow_renders_captions() {
         .post(s.url("/"))
         .header("cookie", "lang=en")
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(
         res.status(),
         StatusCode::OK,
@@ -727,13 +600,7 @@ async fn no_js_form_flow_renders_captions() {
     let html = res.text().await.unwrap();
     assert!(html.contains("This file is not a supported image"));
     let form = Form::new().text("style", "short");
-    let res = s
-        .client
-        .post(s.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.post(s.url("/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let html = res.text().await.unwrap();
     assert!(html.contains("Tidak ada gambar"));
@@ -743,9 +610,9 @@ async fn no_js_form_flow_renders_captions() {
 
 #[tokio::test]
 async fn rate_limit_gives_429_with_retry_after() {
-    let s = TestServer::start(|c| c.rate_limit_per_minute = 2).await;
+    let s = start(|c| c.rate_limit_per_minute = 2).await;
     for _ in 0..2 {
-        let res = s.post_image("", png_1x1(), "a.png", "image/png").await;
+        let res = post_image(&s, "", png_1x1(), "a.png", "image/png").await;
         assert_eq!(res.status(), StatusCode::OK);
     }
     let res = s
@@ -754,9 +621,8 @@ async fn rate_limit_gives_429_with_retry_after() {
         .header("accept-language", "en")
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -767,13 +633,7 @@ async fn rate_limit_gives_429_with_retry_after() {
     assert_eq!(body["title"], "Too many requests");
     // The page form is limited too, and answers in HTML.
     let form = Form::new().part("image", Part::bytes(png_1x1()).file_name("a.png"));
-    let res = s
-        .client
-        .post(s.url("/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = s.client.post(s.url("/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().contains_key("retry-after"));
     assert!(res
@@ -788,9 +648,8 @@ async fn rate_limit_gives_429_with_retry_after() {
         .header("x-forwarded-for", "203.0.113.9")
         .header("content-type", "image/png")
         .body(png_1x1())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     // Reading routes are not limited.
     assert_eq!(s.get("/api/v1/health").await.status(), StatusCode::OK);
@@ -802,7 +661,7 @@ async fn rate_limit_gives_429_with_retry_after() {
     s.stop().await;
 
     // Behind a trusted proxy, each forwarded client has its own bucket.
-    let s = TestServer::start(|c| {
+    let s = start(|c| {
         c.rate_limit_per_minute = 1;
         c.trust_forwarded_for = true;
     })
@@ -831,8 +690,8 @@ async fn rate_limit_gives_429_with_retry_after() {
 /// sending a large upload, as a response rather than a broken pipe, on every upload route.
 #[tokio::test]
 async fn refusals_reach_clients_still_uploading() {
-    let s = TestServer::start(|c| c.rate_limit_per_minute = 1).await;
-    let ok = s.post_image("", png_1x1(), "a.png", "image/png").await;
+    let s = start(|c| c.rate_limit_per_minute = 1).await;
+    let ok = post_image(&s, "", png_1x1(), "a.png", "image/png").await;
     assert_eq!(ok.status(), StatusCode::OK);
     // Larger than loopback socket buffers, so the client is mid-upload when refused.
     let big = vec![0u8; 8 << 20];
@@ -863,7 +722,7 @@ async fn refusals_reach_clients_still_uploading() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_gives_503_never_a_crash() {
-    let s = Arc::new(TestServer::start(|c| c.queue_capacity = 1).await);
+    let s = Arc::new(start(|c| c.queue_capacity = 1).await);
     let mut saw_busy = false;
     for _round in 0..3 {
         let mut tasks = Vec::new();
@@ -886,9 +745,8 @@ async fn full_queue_gives_503_never_a_crash() {
                     .post(s.url("/api/v1/captions"))
                     .header("accept-language", "en")
                     .multipart(form)
-                    .send()
-                    .await
-                    .unwrap();
+                    .go()
+                    .await;
                 let status = res.status().as_u16();
                 let retry = res.headers().get("retry-after").cloned();
                 let body: Value = res.json().await.unwrap();
@@ -929,16 +787,14 @@ async fn full_queue_gives_503_never_a_crash() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start(|_| {}).await;
     assert_eq!(
-        s.post_image("", png_1x1(), "a.png", "image/png")
+        post_image(&s, "", png_1x1(), "a.png", "image/png")
             .await
             .status(),
         StatusCode::OK
     );
-    let _ = s
-        .post_image("", zip_bytes(), "a.zip", "application/zip")
-        .await;
+    let _ = post_image(&s, "", zip_bytes(), "a.zip", "application/zip").await;
     let _ = s.get("/no/such/path/12345").await;
     let text = s.get("/metrics").await.text().await.unwrap();
     for needle in [
@@ -1028,7 +884,7 @@ async fn https_with_hsts_when_a_certificate_is_configured() {
     // No silent skip: without the openssl tool this test fails and says why.
     assert!(make_certs(&dir), "the openssl command-line tool is needed to make a test certificate (apt-get install openssl)");
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let s = TestServer::start(|c| {
+    let s = start(|c| {
         c.tls_cert = Some(cert);
         c.tls_key = Some(key);
     })
@@ -1055,15 +911,13 @@ async fn https_with_hsts_when_a_certificate_is_configured() {
     let res = client
         .post(format!("https://localhost:{port}/api/v1/captions"))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = client
         .get(format!("https://localhost:{port}/lang/en"))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert!(res.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -1100,7 +954,7 @@ async fn stalled_upload(base: &str) -> tokio::net::TcpStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_uploads_time_out_and_are_bounded() {
     use tokio::io::AsyncReadExt;
-    let s = TestServer::start(|c| {
+    let s = start(|c| {
         c.upload_timeout_seconds = 2;
         c.max_concurrent_uploads = 1;
     })
@@ -1108,7 +962,7 @@ async fn slow_uploads_time_out_and_are_bounded() {
     let mut stalled = stalled_upload(&s.base).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     // The only upload place is taken: another upload is refused at once.
-    let res = s.post_image("", png_1x1(), "a.png", "image/png").await;
+    let res = post_image(&s, "", png_1x1(), "a.png", "image/png").await;
     assert!(res.headers().contains_key("retry-after"));
     problem(res, 503, "busy").await;
     // The stalled one gets 408 once its time is up.
@@ -1122,14 +976,14 @@ async fn slow_uploads_time_out_and_are_bounded() {
     assert!(head.contains("upload_timeout"), "{head}");
     drop(stalled);
     // And the place is free again.
-    let res = s.post_image("", png_1x1(), "a.png", "image/png").await;
+    let res = post_image(&s, "", png_1x1(), "a.png", "image/png").await;
     assert_eq!(res.status(), StatusCode::OK);
     s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_requests_in_flight() {
-    let s = TestServer::start(|_| {}).await;
+    let s = start(|_| {}).await;
     let client = s.client.clone();
     let url = s.url("/api/v1/captions?style=detailed&alternatives=5");
     let request = tokio::spawn(async move {

@@ -4,77 +4,28 @@
 
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::multipart::{Form, Part};
 use reqwest::Client;
 use serde_json::Value;
-use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
-use common::{model_dir, sample, wait_done, wait_for};
-use takarir_server::{AppState, Server, ServerConfig, Storage};
+use common::Go;
+use common::{sample, wait_done, wait_for, Backend, TestServer};
+use takarir_server::ServerConfig;
 
-struct Node {
-    base: String,
-    state: AppState,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    data: tempfile::TempDir,
+/// A node on `backend` with the job limits these tests use; `edit` changes more.
+async fn start_with(backend: Backend, edit: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    TestServer::start(backend, |c| {
+        c.max_upload_bytes = 2_000_000;
+        c.job_max_bytes = 8_000_000;
+        edit(c)
+    })
+    .await
 }
 
-async fn database_url(backend: &str, dir: &Path) -> String {
-    if backend == "sqlite" {
-        return format!("sqlite://{}/takarir.db", dir.display());
-    }
-    common::fresh_postgres_url().await
-}
-
-async fn start(backend: &str) -> Node {
+async fn start(backend: Backend) -> TestServer {
     start_with(backend, |_| {}).await
-}
-
-async fn start_with(backend: &str, edit: impl FnOnce(&mut ServerConfig)) -> Node {
-    let data = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        model: model_dir(),
-        threads: Some(1),
-        rate_limit_per_minute: 0,
-        shutdown_grace_seconds: 5,
-        data_dir: data.path().to_path_buf(),
-        database_url: Some(database_url(backend, data.path()).await),
-        max_upload_bytes: 2_000_000,
-        job_max_bytes: 8_000_000,
-        ..ServerConfig::default()
-    };
-    edit(&mut config);
-    let storage = Storage::open(&config).await.expect("storage opens");
-    let mut o = CaptionerOptions::new(model_dir());
-    o.threads = 1;
-    let captioner = tokio::task::spawn_blocking(move || Captioner::load(&o).unwrap())
-        .await
-        .unwrap();
-    let state = AppState::new(config.clone(), Arc::new(captioner), storage);
-    let server = Server::bind(config, state.clone()).await.unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
-    Node {
-        base,
-        state,
-        stop: Some(tx),
-        data,
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
 }
 
 fn file(bytes: Vec<u8>, name: &str) -> Part {
@@ -109,17 +60,18 @@ fn tricky_zip() -> Vec<u8> {
     w.finish().unwrap().into_inner()
 }
 
-/// POSTs a job form; the creation answer as JSON.
-async fn create_job(client: &Client, base: &str, form: Form) -> Value {
+/// POSTs a job form.
+async fn send_job(client: &Client, base: &str, form: Form) -> reqwest::Response {
     client
         .post(format!("{base}/api/v1/jobs"))
         .multipart(form)
-        .send()
+        .go()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+}
+
+/// POSTs a job form; the creation answer as JSON.
+async fn create_job(client: &Client, base: &str, form: Form) -> Value {
+    send_job(client, base, form).await.json().await.unwrap()
 }
 
 /// A webhook receiver on loopback: its address, and each call's headers and body.
@@ -162,7 +114,7 @@ fn job_objects(data: &Path) -> Vec<String> {
     out
 }
 
-async fn bad_input_and_formats(backend: &str) {
+async fn bad_input_and_formats(backend: Backend) {
     let node = start(backend).await;
     let client = Client::new();
     let form = Form::new()
@@ -174,9 +126,8 @@ async fn bad_input_and_formats(backend: &str) {
         .post(format!("{}/api/v1/jobs", node.base))
         .header("accept-language", "en")
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 202);
     let created: Value = res.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_string();
@@ -196,12 +147,8 @@ async fn bad_input_and_formats(backend: &str) {
             "{}/api/v1/jobs/{id}/results?format=jsonl",
             node.base
         ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     let rows: Vec<Value> = jsonl
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -240,25 +187,21 @@ async fn bad_input_and_formats(backend: &str) {
 
     let csv = client
         .get(format!("{}/api/v1/jobs/{id}/results?format=csv", node.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .fetch_text()
+        .await;
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "index,file,lang,caption,error_code,error");
+    // The CLI's header too: one row per caption (ranked, scored) or per failed file.
+    assert_eq!(
+        lines[0],
+        "index,file,lang,rank,caption,score,error_code,error"
+    );
     assert_eq!(lines.len(), 11);
-    assert!(csv.contains("\"nested_archive\""));
+    assert!(csv.contains(",,,,,nested_archive,"), "{csv}");
 
     let zip_bytes = client
         .get(format!("{}/api/v1/jobs/{id}/results?format=zip", node.base))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+        .fetch_bytes()
+        .await;
     let mut z = zip::ZipArchive::new(Cursor::new(zip_bytes.to_vec())).unwrap();
     let mut names: Vec<String> = z.file_names().map(String::from).collect();
     names.sort();
@@ -275,56 +218,41 @@ async fn bad_input_and_formats(backend: &str) {
 
     let bad = client
         .get(format!("{}/api/v1/jobs/{id}/results?format=xml", node.base))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(bad.status().as_u16(), 400);
     // Inputs are gone once captioned; nothing else of the job's is in the object store.
     assert!(
-        job_objects(node.data.path()).is_empty(),
+        job_objects(node.data_dir()).is_empty(),
         "{:?}",
-        job_objects(node.data.path())
+        job_objects(node.data_dir())
     );
 
     // The job can be deleted at once; then it is gone.
-    let del = client
-        .delete(format!("{}/api/v1/jobs/{id}", node.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status().as_u16(), 204);
-    let gone = client
-        .get(format!("{}/api/v1/jobs/{id}", node.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status().as_u16(), 404);
+    let job = format!("{}/api/v1/jobs/{id}", node.base);
+    assert_eq!(client.delete(&job).go().await.status().as_u16(), 204);
+    assert_eq!(client.get(&job).go().await.status().as_u16(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_per_file_and_formats_sqlite() {
-    bad_input_and_formats("sqlite").await;
+    bad_input_and_formats(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_per_file_and_formats_postgres() {
-    bad_input_and_formats("postgres").await;
+    bad_input_and_formats(Backend::Postgres).await;
 }
 
 /// A request-level problem (bad option, no file) stores nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_job_leaves_nothing() {
-    let node = start("sqlite").await;
+    let node = start(Backend::Sqlite).await;
     let client = Client::new();
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
         .text("style", "poetic");
-    let res = client
-        .post(format!("{}/api/v1/jobs", node.base))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = send_job(&client, &node.base, form).await;
     assert_eq!(res.status().as_u16(), 400);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], "invalid_option");
@@ -333,9 +261,8 @@ async fn refused_job_leaves_nothing() {
     let res = client
         .post(format!("{}/api/v1/jobs", node.base))
         .multipart(Form::new().text("lang", "en"))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 400);
     let takarir_store::Db::Sqlite(pool) = &node.state.storage().db else {
         unreachable!()
@@ -345,25 +272,10 @@ async fn refused_job_leaves_nothing() {
         .await
         .unwrap();
     assert_eq!(n, 0);
-    assert!(job_objects(node.data.path()).is_empty());
+    assert!(job_objects(node.data_dir()).is_empty());
     // The routes are in the OpenAPI document.
-    let doc: Value = client
-        .get(format!("{}/api/v1/openapi.json", node.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for (path, method) in [
-        ("/api/v1/jobs", "post"),
-        ("/api/v1/jobs/{id}", "get"),
-        ("/api/v1/jobs/{id}", "delete"),
-        ("/api/v1/jobs/{id}/results", "get"),
-    ] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
-    }
-    assert!(doc["components"]["schemas"]["JobStatus"].is_object());
+    let routes = "post /api/v1/jobs, get /api/v1/jobs/{id}, delete /api/v1/jobs/{id}, get /api/v1/jobs/{id}/results";
+    common::assert_documented(&node, routes, "JobStatus").await;
 }
 
 /// The webhook arrives once, signed with the secret the creation answer showed.
@@ -372,7 +284,7 @@ async fn webhook_is_signed() {
     let (hook_addr, mut rx) = hook_receiver().await;
 
     // The receiver is on loopback, which webhooks may reach only when configured to.
-    let node = start_with("sqlite", |c| c.webhook_private_networks = true).await;
+    let node = start_with(Backend::Sqlite, |c| c.webhook_private_networks = true).await;
     let client = Client::new();
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
@@ -391,8 +303,14 @@ async fn webhook_is_signed() {
         .parse()
         .unwrap();
     let sig = headers["x-takarir-signature"].to_str().unwrap();
-    assert_eq!(sig, takarir_server::jobs::sign(&secret, ts, &body));
-    assert_ne!(sig, takarir_server::jobs::sign("wrong", ts, &body));
+    assert_eq!(
+        sig,
+        takarir_server::service::jobs::webhook::sign(&secret, ts, &body)
+    );
+    assert_ne!(
+        sig,
+        takarir_server::service::jobs::webhook::sign("wrong", ts, &body)
+    );
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["job"]["id"], created["id"]);
     assert_eq!(v["job"]["done"], 2);
@@ -409,12 +327,7 @@ async fn webhook_is_signed() {
     let form = Form::new()
         .part("image", file(sample("coffee.jpg"), "coffee.jpg"))
         .text("webhook_url", "file:///etc/passwd");
-    let res = client
-        .post(format!("{}/api/v1/jobs", node.base))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = send_job(&client, &node.base, form).await;
     assert_eq!(res.status().as_u16(), 400);
 }
 
@@ -425,7 +338,7 @@ async fn webhooks_to_private_networks_are_refused() {
     let (hook_addr, mut rx) = hook_receiver().await;
     let port = hook_addr.port();
 
-    let node = start("sqlite").await;
+    let node = start(Backend::Sqlite).await;
     let client = Client::new();
     for (url, lang) in [
         (format!("http://127.0.0.1:{port}/hook"), "en"),
@@ -440,9 +353,8 @@ async fn webhooks_to_private_networks_are_refused() {
             .post(format!("{}/api/v1/jobs", node.base))
             .header("Accept-Language", lang)
             .multipart(form)
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status().as_u16(), 400, "{url}");
         let problem: Value = res.json().await.unwrap();
         assert_eq!(problem["code"], "webhook_not_public", "{url}");
@@ -473,7 +385,7 @@ async fn webhooks_to_private_networks_are_refused() {
 /// The sweeper deletes expired jobs and orphaned inputs, and records counts only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweeper_deletes_expired_and_orphaned() {
-    let node = start("sqlite").await;
+    let node = start(Backend::Sqlite).await;
     let client = Client::new();
     let form = Form::new().part("image", file(sample("coffee.jpg"), "coffee.jpg"));
     let created = create_job(&client, &node.base, form).await;
@@ -489,9 +401,11 @@ async fn sweeper_deletes_expired_and_orphaned() {
         )
         .await
         .unwrap();
-    let c = takarir_server::jobs::sweep(&node.state).await.unwrap();
+    let c = takarir_server::service::upkeep::sweep(&node.state)
+        .await
+        .unwrap();
     assert_eq!((c.jobs_deleted, c.objects_deleted), (0, 1));
-    assert!(job_objects(node.data.path()).is_empty());
+    assert!(job_objects(node.data_dir()).is_empty());
     let takarir_store::Db::Sqlite(pool) = &s.db else {
         unreachable!()
     };
@@ -499,13 +413,14 @@ async fn sweeper_deletes_expired_and_orphaned() {
         .execute(pool)
         .await
         .unwrap();
-    let c = takarir_server::jobs::sweep(&node.state).await.unwrap();
+    let c = takarir_server::service::upkeep::sweep(&node.state)
+        .await
+        .unwrap();
     assert_eq!(c.jobs_deleted, 1);
     let gone = client
         .get(format!("{}/api/v1/jobs/{id}", node.base))
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(gone.status().as_u16(), 404);
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM job_items")
         .fetch_one(pool)
@@ -520,7 +435,7 @@ async fn sweeper_deletes_expired_and_orphaned() {
 /// A job takes a token of the client's caption rate limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_are_rate_limited() {
-    let node = start_with("sqlite", |c| c.rate_limit_per_minute = 1).await;
+    let node = start_with(Backend::Sqlite, |c| c.rate_limit_per_minute = 1).await;
     let client = Client::new();
     let send = || {
         client

@@ -14,10 +14,9 @@ use std::sync::{Arc, Mutex};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
-use takarir_engine::{Captioner, CaptionerOptions};
 mod common;
-use common::{model_dir, sample, zip_bytes};
-use takarir_server::{AppState, Server, ServerConfig, Storage};
+use common::Go;
+use common::{sample, zip_bytes, Backend, TestServer};
 
 /// The log, as the server would write it to stderr.
 #[derive(Clone, Default)]
@@ -256,33 +255,9 @@ fn uploads_leave_no_trace_on_disk_or_in_the_log() {
 /// Runs the server, sends good and bad uploads, stops it. Returns what was uploaded (by the
 /// unique file name it was sent under) and every caption the server answered with.
 async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        model: model_dir(),
-        threads: Some(1),
-        rate_limit_per_minute: 0,
-        shutdown_grace_seconds: 5,
-        max_upload_bytes: 300_000,
-        data_dir: data.to_path_buf(),
-        ..ServerConfig::default()
-    };
-    // What `serve` does first.
-    std::fs::create_dir_all(&config.data_dir).unwrap();
-    let mut o = CaptionerOptions::new(model_dir());
-    o.threads = 1;
-    let captioner =
-        tokio::task::spawn_blocking(move || Captioner::load(&o).expect("fixture model loads"))
-            .await
-            .unwrap();
-    config.database_url = common::test_database_url().await;
-    let storage = Storage::open(&config).await.expect("storage opens");
-    let state = AppState::new(config.clone(), Arc::new(captioner), storage);
-    let server = Server::bind(config, state).await.expect("binds");
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
+    let server =
+        TestServer::start_at(data, Backend::from_env(), |c| c.max_upload_bytes = 300_000).await;
+    let base = server.base.clone();
     let client = Client::new();
     let api = format!("{base}/api/v1/captions");
 
@@ -319,7 +294,7 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         let form = Form::new()
             .part("image", part(&uploads[i].1, &name(i), mime))
             .text("lang", "en");
-        let res = client.post(&api).multipart(form).send().await.unwrap();
+        let res = client.post(&api).multipart(form).go().await;
         assert_eq!(res.status().as_u16(), status, "{}", name(i));
         let body: Value = res.json().await.unwrap();
         json_captions(&body, &mut captions);
@@ -334,9 +309,8 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
             .post(format!("{api}?alternatives=3&style=detailed"))
             .header("content-type", mime)
             .body(bytes.clone())
-            .send()
-            .await
-            .unwrap();
+            .go()
+            .await;
         assert_eq!(res.status().as_u16(), status, "raw {mime}");
         let body: Value = res.json().await.unwrap();
         json_captions(&body, &mut captions);
@@ -347,7 +321,7 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         .part("image", part(&zip, &name(3), "application/zip"))
         .part("image", part(&chelsea, &name(6), "image/jpeg"))
         .part("image", part(&rotated, &name(4), "image/jpeg"));
-    let res = client.post(&api).multipart(form).send().await.unwrap();
+    let res = client.post(&api).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["results"].as_array().unwrap().len(), 4);
@@ -357,9 +331,8 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         .post(&api)
         .header("content-type", "image/jpeg")
         .body(too_big.clone())
-        .send()
-        .await
-        .unwrap();
+        .go()
+        .await;
     assert_eq!(res.status().as_u16(), 413);
 
     // The no-JavaScript form: several files, a bad one, and a refused one.
@@ -369,43 +342,24 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
         .part("image", part(&truncated, &name(2), "image/jpeg"))
         .text("lang", "en")
         .text("alternatives", "2");
-    let res = client
-        .post(format!("{base}/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = client.post(format!("{base}/")).multipart(form).go().await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     let before = captions.len();
     html_captions(&html, &mut captions);
     assert!(captions.len() >= before + 2, "captions on the result page");
     let form = Form::new().part("image", part(&zip, &name(3), "application/zip"));
-    let res = client
-        .post(format!("{base}/?lang=en"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let page = format!("{base}/?lang=en");
+    let res = client.post(page).multipart(form).go().await;
     // One file per result on the page: the bad one is a failed result, not a failed page.
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
     assert!(html.contains("class=\"result failed\""), "{html}");
     let form = Form::new().part("image", part(&too_big, &name(7), "image/jpeg"));
-    let res = client
-        .post(format!("{base}/"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let res = client.post(format!("{base}/")).multipart(form).go().await;
     assert_eq!(res.status().as_u16(), 413);
 
-    tx.send(()).ok();
-    tokio::time::timeout(std::time::Duration::from_secs(20), task)
-        .await
-        .expect("server stops")
-        .expect("server task did not panic")
-        .expect("server ran without error");
+    server.stop().await;
     captions.retain(|c| !c.is_empty());
     (uploads, captions)
 }

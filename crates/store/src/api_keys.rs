@@ -2,23 +2,13 @@
 //! made; the table keeps its SHA-256, a short prefix to recognise it by, a name and its scopes
 //! (space-separated words the server defines).
 
-use std::fmt;
-
 use time::OffsetDateTime;
 
 use crate::sessions::fk_as_not_found;
 use crate::users::{found, UserId};
-use crate::{now, token_hash, Db, Result};
+use crate::{now, token_hash, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct ApiKeyId(pub i64);
-
-impl fmt::Display for ApiKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(ApiKeyId);
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ApiKey {
@@ -42,8 +32,10 @@ impl ApiKey {
 
 const COLUMNS: &str = "id, user_id, name, prefix, scopes, created_at, last_used_at";
 
-/// The `api_keys` table, borrowed from [`Db::api_keys`].
-pub struct ApiKeys<'a>(pub(crate) &'a Db);
+table!(
+    /// The `api_keys` table, borrowed from [`crate::Db::api_keys`].
+    ApiKeys
+);
 
 impl ApiKeys<'_> {
     /// Stores a key (its hash) for the user.
@@ -59,15 +51,18 @@ impl ApiKeys<'_> {
             "INSERT INTO api_keys (user_id, name, prefix, key_hash, scopes, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
         );
-        on_db!(self.0, pool => sqlx::query_as::<_, ApiKey>(&sql)
-            .bind(user)
-            .bind(name)
-            .bind(&prefix)
-            .bind(token_hash(key))
-            .bind(scopes.join(" "))
-            .bind(now())
-            .fetch_one(pool)
-            .await)
+        fetch!(
+            fetch_one,
+            ApiKey,
+            self.0,
+            &sql,
+            user,
+            name,
+            &prefix,
+            token_hash(key),
+            scopes.join(" "),
+            now()
+        )
         .map_err(fk_as_not_found)
     }
 
@@ -76,31 +71,29 @@ impl ApiKeys<'_> {
         let sql = format!(
             "UPDATE api_keys SET last_used_at = $1 WHERE key_hash = $2 RETURNING {COLUMNS}"
         );
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, ApiKey>(&sql)
-            .bind(now())
-            .bind(token_hash(key))
-            .fetch_optional(pool)
-            .await)?)
+        Ok(fetch!(
+            fetch_optional,
+            ApiKey,
+            self.0,
+            &sql,
+            now(),
+            token_hash(key)
+        )?)
     }
 
     pub async fn list(&self, user: UserId) -> Result<Vec<ApiKey>> {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, ApiKey>(&sql)
-            .bind(user)
-            .fetch_all(pool)
-            .await)?)
+        Ok(fetch!(fetch_all, ApiKey, self.0, &sql, user)?)
     }
 
     /// Revokes (deletes) one of the user's keys.
     pub async fn delete(&self, user: UserId, id: ApiKeyId) -> Result<()> {
-        let n = on_db!(self.0, pool => sqlx::query(
+        let n = exec!(
+            self.0,
             "DELETE FROM api_keys WHERE id = $1 AND user_id = $2",
-        )
-        .bind(id)
-        .bind(user)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+            id,
+            user
+        )?;
         found(n)
     }
 }

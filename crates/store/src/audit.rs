@@ -2,23 +2,13 @@
 //! user (`user_id`) sees their entries on the access page; an entry goes with that user's
 //! account, and an erased admin's entries keep everything but the admin (`actor_id` NULL).
 
-use std::fmt;
-
 use time::OffsetDateTime;
 
 use crate::sessions::fk_as_not_found;
 use crate::users::UserId;
-use crate::{now, Db, Error, Result};
+use crate::{now, Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct AuditId(pub i64);
-
-impl fmt::Display for AuditId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(AuditId);
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct AuditEntry {
@@ -34,8 +24,10 @@ pub struct AuditEntry {
 
 const COLUMNS: &str = "id, user_id, actor_id, action, reason, created_at";
 
-/// The `audit_log` table, borrowed from [`Db::audit`].
-pub struct Audit<'a>(pub(crate) &'a Db);
+table!(
+    /// The `audit_log` table, borrowed from [`crate::Db::audit`].
+    Audit
+);
 
 impl Audit<'_> {
     /// Records an access; the reason is required.
@@ -54,23 +46,23 @@ impl Audit<'_> {
             "INSERT INTO audit_log (user_id, actor_id, action, reason, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
         );
-        on_db!(self.0, pool => sqlx::query_as::<_, AuditEntry>(&sql)
-            .bind(subject)
-            .bind(actor)
-            .bind(action)
-            .bind(reason)
-            .bind(now())
-            .fetch_one(pool)
-            .await)
+        fetch!(
+            fetch_one,
+            AuditEntry,
+            self.0,
+            &sql,
+            subject,
+            actor,
+            action,
+            reason,
+            now()
+        )
         .map_err(fk_as_not_found)
     }
 
     /// Entries about the user, oldest first.
     pub async fn list(&self, subject: UserId) -> Result<Vec<AuditEntry>> {
         let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE user_id = $1 ORDER BY id");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, AuditEntry>(&sql)
-            .bind(subject)
-            .fetch_all(pool)
-            .await)?)
+        Ok(fetch!(fetch_all, AuditEntry, self.0, &sql, subject)?)
     }
 }

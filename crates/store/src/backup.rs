@@ -27,27 +27,37 @@ use crate::{Blobs, Db, Error, Result, Sensitivity};
 /// Object prefix of the erasure records (outside every backup).
 pub const ERASURE_PREFIX: &str = "erasure-log";
 
-/// Erases an account everywhere: its rows (one transaction, logged), its objects, and an
-/// erasure record outside the backups so a restore erases it again.
+/// Erases an account everywhere: first the erasure record outside the backups (so a restore
+/// erases it again even if what follows fails), then its rows (one transaction, logged), then
+/// its objects. [`Error::NotFound`] if there is no such user.
+///
+/// The record goes first because the rows are the only place its subject hash can be computed
+/// from: were the objects' deletion to fail after the rows were gone (an object-store outage),
+/// a record written last would never be written, and restoring an older backup would bring
+/// the account back. A record whose erasure then fails is harmless: the account is erased when
+/// the erasure is retried, or at the next restore.
 pub async fn erase_user(db: &Db, blobs: &Blobs, user: UserId) -> Result<ErasureReport> {
-    // Inputs of the user's unfinished batch jobs live under the job, not the user's prefix.
-    let jobs = db.jobs().list_for_user(user).await?;
-    let report = db.delete_user_everywhere(user).await?;
-    blobs.delete_prefix(&user_prefix(user)).await?;
-    for job in jobs {
-        blobs.delete_prefix(&format!("jobs/{}/", job.id)).await?;
-    }
+    let subject = db.users().get(user).await?.ok_or(Error::NotFound)?;
+    let subject_hash = subject.subject_hash();
     let record = serde_json::json!({
-        "subject_hash": report.entry.subject_hash,
-        "erased_at": report.entry.erased_at.unix_timestamp(),
+        "subject_hash": subject_hash,
+        "erased_at": crate::now().unix_timestamp(),
     });
     blobs
         .put(
-            &format!("{ERASURE_PREFIX}/{}.json", report.entry.subject_hash),
+            &format!("{ERASURE_PREFIX}/{subject_hash}.json"),
             record.to_string().as_bytes(),
             Sensitivity::Public,
         )
         .await?;
+    // Inputs of the user's unfinished batch jobs live under the job, not the user's prefix.
+    let jobs = db.jobs().list_for_user(user).await?;
+    let report = db.delete_user_everywhere(user).await?;
+    debug_assert_eq!(report.entry.subject_hash, subject_hash);
+    blobs.delete_prefix(&user_prefix(user)).await?;
+    for job in jobs {
+        blobs.delete_prefix(&format!("jobs/{}/", job.id)).await?;
+    }
     Ok(report)
 }
 

@@ -2,22 +2,13 @@
 //! version, time). Rows are never updated (a database trigger refuses it); they go only with the
 //! whole account, in [`crate::Db::delete_user_everywhere`].
 
-use std::fmt;
-
 use time::OffsetDateTime;
 
+use crate::sessions::fk_as_not_found;
 use crate::users::UserId;
-use crate::{now, Db, Error, Result};
+use crate::{now, Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct ConsentId(pub i64);
-
-impl fmt::Display for ConsentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(ConsentId);
 
 /// Purpose of the consent to use an uploaded image and its caption for training.
 pub const PURPOSE_TRAINING: &str = "training";
@@ -37,8 +28,10 @@ pub struct Consent {
 
 const COLUMNS: &str = "id, user_id, purpose, granted, policy_version, created_at";
 
-/// The `consents` table, borrowed from [`Db::consents`].
-pub struct Consents<'a>(pub(crate) &'a Db);
+table!(
+    /// The `consents` table, borrowed from [`crate::Db::consents`].
+    Consents
+);
 
 impl Consents<'_> {
     /// Appends a grant (`granted = true`) or a withdrawal (`false`) to the ledger.
@@ -59,37 +52,30 @@ impl Consents<'_> {
             "INSERT INTO consents (user_id, purpose, granted, policy_version, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
         );
-        on_db!(self.0, pool => sqlx::query_as::<_, Consent>(&sql)
-            .bind(user)
-            .bind(purpose)
-            .bind(granted)
-            .bind(policy_version)
-            .bind(now())
-            .fetch_one(pool)
-            .await)
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => Error::NotFound,
-            _ => Error::Database(e),
-        })
+        fetch!(
+            fetch_one,
+            Consent,
+            self.0,
+            &sql,
+            user,
+            purpose,
+            granted,
+            policy_version,
+            now()
+        )
+        .map_err(fk_as_not_found)
     }
 
     /// One ledger entry, if it is this user's.
     pub async fn get(&self, user: UserId, id: ConsentId) -> Result<Option<Consent>> {
         let sql = format!("SELECT {COLUMNS} FROM consents WHERE id = $1 AND user_id = $2");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Consent>(&sql)
-            .bind(id)
-            .bind(user)
-            .fetch_optional(pool)
-            .await)?)
+        Ok(fetch!(fetch_optional, Consent, self.0, &sql, id, user)?)
     }
 
     /// The user's whole ledger, oldest first.
     pub async fn list(&self, user: UserId) -> Result<Vec<Consent>> {
         let sql = format!("SELECT {COLUMNS} FROM consents WHERE user_id = $1 ORDER BY id");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Consent>(&sql)
-            .bind(user)
-            .fetch_all(pool)
-            .await)?)
+        Ok(fetch!(fetch_all, Consent, self.0, &sql, user)?)
     }
 
     /// The latest entry for a purpose: whether consent currently stands, and under which policy.
@@ -98,11 +84,14 @@ impl Consents<'_> {
             "SELECT {COLUMNS} FROM consents WHERE user_id = $1 AND purpose = $2 \
              ORDER BY id DESC LIMIT 1"
         );
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Consent>(&sql)
-            .bind(user)
-            .bind(purpose)
-            .fetch_optional(pool)
-            .await)?)
+        Ok(fetch!(
+            fetch_optional,
+            Consent,
+            self.0,
+            &sql,
+            user,
+            purpose
+        )?)
     }
 
     /// True when the latest entry for `purpose` is a grant.

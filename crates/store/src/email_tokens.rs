@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::sessions::fk_as_not_found;
 use crate::users::UserId;
-use crate::{now, token_hash, Db, Result};
+use crate::{now, token_hash, Result};
 
 /// What an email link is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +34,10 @@ pub struct UsedToken {
     pub expires_at: OffsetDateTime,
 }
 
-/// The `email_tokens` table, borrowed from [`Db::email_tokens`].
-pub struct EmailTokens<'a>(pub(crate) &'a Db);
+table!(
+    /// The `email_tokens` table, borrowed from [`crate::Db::email_tokens`].
+    EmailTokens
+);
 
 impl EmailTokens<'_> {
     /// Stores a token sent to `email`. Earlier tokens of the same purpose stop working.
@@ -75,14 +77,15 @@ impl EmailTokens<'_> {
     /// Consumes a token: deletes it and returns it if it existed, had this purpose and has
     /// not expired.
     pub async fn consume(&self, purpose: TokenPurpose, token: &str) -> Result<Option<UsedToken>> {
-        let used = on_db!(self.0, pool => sqlx::query_as::<_, UsedToken>(
+        let used = fetch!(
+            fetch_optional,
+            UsedToken,
+            self.0,
             "DELETE FROM email_tokens WHERE token_hash = $1 AND purpose = $2 \
              RETURNING user_id, email, expires_at",
-        )
-        .bind(token_hash(token))
-        .bind(purpose.as_str())
-        .fetch_optional(pool)
-        .await)?;
+            token_hash(token),
+            purpose.as_str()
+        )?;
         Ok(used.filter(|t| t.expires_at > now()))
     }
 }

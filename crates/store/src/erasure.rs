@@ -11,38 +11,19 @@
 //! Every table with a `user_id` column must be listed in [`Db::delete_user_everywhere`]; the
 //! tests check that no such table keeps a row of an erased user.
 
-use std::fmt;
-
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+pub use crate::users::subject_hash;
 use crate::users::UserId;
 use crate::{now, Db, Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct ErasureId(pub i64);
-
-impl fmt::Display for ErasureId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(ErasureId);
 
 /// The object-store prefix under which every object of a user lives (training images,
 /// exports): `users/ID` (whole segments: `users/1` does not cover `users/10`). Erasure deletes
 /// the whole prefix.
 pub fn user_prefix(user: UserId) -> String {
     format!("users/{}", user.0)
-}
-
-/// The irreversible id of an erased user: lower-case hex SHA-256 of (domain, salt, id).
-pub fn subject_hash(user: UserId, subject_salt: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(b"takarir-erasure-v1");
-    h.update(subject_salt);
-    h.update(user.0.to_be_bytes());
-    hex::encode(h.finalize())
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -89,33 +70,30 @@ impl ErasureLog<'_> {
     pub async fn list(&self, after: Option<ErasureId>, limit: u32) -> Result<Vec<ErasureEntry>> {
         let limit = i64::from(if limit == 0 { 1000 } else { limit });
         let sql = format!("SELECT {COLUMNS} FROM erasure_log WHERE id > $1 ORDER BY id LIMIT $2");
-        Ok(
-            on_db!(self.0, pool => sqlx::query_as::<_, ErasureEntry>(&sql)
-            .bind(after.unwrap_or(ErasureId(0)))
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?,
-        )
+        Ok(fetch!(
+            fetch_all,
+            ErasureEntry,
+            self.0,
+            &sql,
+            after.unwrap_or(ErasureId(0)),
+            limit
+        )?)
     }
 
     pub async fn get(&self, id: ErasureId) -> Result<Option<ErasureEntry>> {
         let sql = format!("SELECT {COLUMNS} FROM erasure_log WHERE id = $1");
-        Ok(
-            on_db!(self.0, pool => sqlx::query_as::<_, ErasureEntry>(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?,
-        )
+        Ok(fetch!(fetch_optional, ErasureEntry, self.0, &sql, id)?)
     }
 
     /// Whether the log names this subject hash.
     pub async fn contains(&self, subject_hash: &str) -> Result<bool> {
-        let n: i64 = on_db!(self.0, pool => sqlx::query_scalar(
+        let n: i64 = scalar!(
+            fetch_one,
+            _,
+            self.0,
             "SELECT COUNT(*) FROM erasure_log WHERE subject_hash = $1",
-        )
-        .bind(subject_hash)
-        .fetch_one(pool)
-        .await)?;
+            subject_hash
+        )?;
         Ok(n > 0)
     }
 }

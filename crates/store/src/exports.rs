@@ -4,23 +4,13 @@
 //! A row is made `pending` when the export is asked for and becomes `ready` once its ZIP is
 //! stored (or `failed`), so a large export never holds a request open.
 
-use std::fmt;
-
 use time::OffsetDateTime;
 
 use crate::sessions::fk_as_not_found;
 use crate::users::UserId;
 use crate::{now, token_hash, Db, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct ExportId(pub i64);
-
-impl fmt::Display for ExportId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(ExportId);
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Export {
@@ -43,8 +33,10 @@ pub const FAILED: &str = "failed";
 
 const COLUMNS: &str = "id, user_id, object_path, size_bytes, status, created_at, expires_at";
 
-/// The `exports` table, borrowed from [`Db::exports`].
-pub struct Exports<'a>(pub(crate) &'a Db);
+table!(
+    /// The `exports` table, borrowed from [`Db::exports`].
+    Exports
+);
 
 impl Exports<'_> {
     /// A pending export, before its ZIP is made.
@@ -59,14 +51,17 @@ impl Exports<'_> {
             "INSERT INTO exports (user_id, token_hash, object_path, size_bytes, status, created_at, expires_at) \
              VALUES ($1, $2, $3, 0, '{PENDING}', $4, $5) RETURNING {COLUMNS}"
         );
-        on_db!(self.0, pool => sqlx::query_as::<_, Export>(&sql)
-            .bind(user)
-            .bind(token_hash(token))
-            .bind(object_path)
-            .bind(now())
-            .bind(expires_at)
-            .fetch_one(pool)
-            .await)
+        fetch!(
+            fetch_one,
+            Export,
+            self.0,
+            &sql,
+            user,
+            token_hash(token),
+            object_path,
+            now(),
+            expires_at
+        )
         .map_err(fk_as_not_found)
     }
 
@@ -77,12 +72,7 @@ impl Exports<'_> {
         let sql = format!(
             "UPDATE exports SET status = '{READY}', size_bytes = $2 WHERE id = $1 AND status = '{PENDING}'"
         );
-        let done = on_db!(self.0, pool => sqlx::query(&sql)
-            .bind(id)
-            .bind(size_bytes as i64)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = exec!(self.0, &sql, id, size_bytes as i64)?;
         Ok(done == 1)
     }
 
@@ -91,7 +81,7 @@ impl Exports<'_> {
         let sql = format!(
             "UPDATE exports SET status = '{FAILED}' WHERE id = $1 AND status = '{PENDING}'"
         );
-        on_db!(self.0, pool => sqlx::query(&sql).bind(id).execute(pool).await.map(|_| ()))?;
+        exec!(self.0, &sql, id).map(|_| ())?;
         Ok(())
     }
 
@@ -108,39 +98,31 @@ impl Exports<'_> {
                  AND created_at <= $1 RETURNING object_path"
             ),
         };
-        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(&sql)
-            .bind(before)
-            .fetch_all(pool)
-            .await)?)
+        Ok(scalar!(fetch_all, String, self.0, &sql, before)?)
     }
 
     /// The export a download token names, if it has not expired.
     pub async fn get_by_token(&self, token: &str) -> Result<Option<Export>> {
         let sql = format!("SELECT {COLUMNS} FROM exports WHERE token_hash = $1");
-        let e = on_db!(self.0, pool => sqlx::query_as::<_, Export>(&sql)
-            .bind(token_hash(token))
-            .fetch_optional(pool)
-            .await)?;
+        let e = fetch!(fetch_optional, Export, self.0, &sql, token_hash(token))?;
         Ok(e.filter(|e| e.expires_at > now()))
     }
 
     pub async fn list(&self, user: UserId) -> Result<Vec<Export>> {
         let sql = format!("SELECT {COLUMNS} FROM exports WHERE user_id = $1 ORDER BY id");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Export>(&sql)
-            .bind(user)
-            .fetch_all(pool)
-            .await)?)
+        Ok(fetch!(fetch_all, Export, self.0, &sql, user)?)
     }
 
     /// Revokes one of the user's exports; returns its object path to delete.
     pub async fn delete(&self, user: UserId, id: ExportId) -> Result<Option<String>> {
-        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(
+        Ok(scalar!(
+            fetch_optional,
+            String,
+            self.0,
             "DELETE FROM exports WHERE id = $1 AND user_id = $2 RETURNING object_path",
-        )
-        .bind(id)
-        .bind(user)
-        .fetch_optional(pool)
-        .await)?)
+            id,
+            user
+        )?)
     }
 
     /// Expired exports of everyone (for the sweeper): deletes the rows, returns the object paths.
@@ -151,9 +133,6 @@ impl Exports<'_> {
             }
             Db::Postgres(_) => "DELETE FROM exports WHERE expires_at <= $1 RETURNING object_path",
         };
-        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(sql)
-            .bind(now())
-            .fetch_all(pool)
-            .await)?)
+        Ok(scalar!(fetch_all, String, self.0, sql, now())?)
     }
 }

@@ -1,22 +1,13 @@
 //! `history`: captions a user chose to keep (only while history is enabled). Never the image,
 //! never EXIF values: the text, the settings, the time, and the image's size and format.
 
-use std::fmt;
-
 use time::OffsetDateTime;
 
+use crate::sessions::fk_as_not_found;
 use crate::users::{found, UserId};
 use crate::{now, Db, Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct HistoryId(pub i64);
-
-impl fmt::Display for HistoryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(HistoryId);
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct HistoryEntry {
@@ -99,32 +90,33 @@ impl History<'_> {
             "INSERT INTO history (user_id, caption, lang, style, width, height, format, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
         );
-        on_db!(self.0, pool => sqlx::query_as::<_, HistoryEntry>(&sql)
-            .bind(user)
-            .bind(new.caption)
-            .bind(new.lang)
-            .bind(new.style)
-            .bind(width)
-            .bind(height)
-            .bind(new.format)
-            .bind(now())
-            .fetch_one(pool)
-            .await)
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => Error::NotFound,
-            _ => Error::Database(e),
-        })
+        fetch!(
+            fetch_one,
+            HistoryEntry,
+            self.0,
+            &sql,
+            user,
+            new.caption,
+            new.lang,
+            new.style,
+            width,
+            height,
+            new.format,
+            now()
+        )
+        .map_err(fk_as_not_found)
     }
 
     pub async fn get(&self, user: UserId, id: HistoryId) -> Result<Option<HistoryEntry>> {
         let sql = format!("SELECT {COLUMNS} FROM history WHERE id = $1 AND user_id = $2");
-        Ok(
-            on_db!(self.0, pool => sqlx::query_as::<_, HistoryEntry>(&sql)
-            .bind(id)
-            .bind(user)
-            .fetch_optional(pool)
-            .await)?,
-        )
+        Ok(fetch!(
+            fetch_optional,
+            HistoryEntry,
+            self.0,
+            &sql,
+            id,
+            user
+        )?)
     }
 
     /// The user's entries, newest first.
@@ -142,24 +134,26 @@ impl History<'_> {
              AND ($3 IS NULL OR caption {like} $3 ESCAPE '\\' OR corrected_caption {like} $3 ESCAPE '\\') \
              ORDER BY id DESC LIMIT $4"
         );
-        Ok(
-            on_db!(self.0, pool => sqlx::query_as::<_, HistoryEntry>(&sql)
-            .bind(user)
-            .bind(before)
-            .bind(pattern.as_deref())
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?,
-        )
+        Ok(fetch!(
+            fetch_all,
+            HistoryEntry,
+            self.0,
+            &sql,
+            user,
+            before,
+            pattern.as_deref(),
+            limit
+        )?)
     }
 
     pub async fn count(&self, user: UserId) -> Result<u64> {
-        let n: i64 = on_db!(self.0, pool => sqlx::query_scalar(
+        let n: i64 = scalar!(
+            fetch_one,
+            _,
+            self.0,
             "SELECT COUNT(*) FROM history WHERE user_id = $1",
-        )
-        .bind(user)
-        .fetch_one(pool)
-        .await)?;
+            user
+        )?;
         Ok(n as u64)
     }
 
@@ -170,40 +164,34 @@ impl History<'_> {
         id: HistoryId,
         corrected: Option<&str>,
     ) -> Result<()> {
-        let n = on_db!(self.0, pool => sqlx::query(
+        let n = exec!(
+            self.0,
             "UPDATE history SET corrected_caption = $1 WHERE id = $2 AND user_id = $3",
-        )
-        .bind(corrected)
-        .bind(id)
-        .bind(user)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+            corrected,
+            id,
+            user
+        )?;
         found(n)
     }
 
     /// Deletes one entry. [`Error::NotFound`] if the user has no such entry.
     pub async fn delete(&self, user: UserId, id: HistoryId) -> Result<()> {
-        let n = on_db!(self.0, pool => sqlx::query(
+        let n = exec!(
+            self.0,
             "DELETE FROM history WHERE id = $1 AND user_id = $2",
-        )
-        .bind(id)
-        .bind(user)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+            id,
+            user
+        )?;
         found(n)
     }
 
     /// Deletes all of the user's entries; returns how many.
     pub async fn delete_all(&self, user: UserId) -> Result<u64> {
-        Ok(
-            on_db!(self.0, pool => sqlx::query("DELETE FROM history WHERE user_id = $1")
-            .bind(user)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?,
-        )
+        Ok(exec!(
+            self.0,
+            "DELETE FROM history WHERE user_id = $1",
+            user
+        )?)
     }
 
     /// Deletes entries older than `before` for this user (retention); returns how many.
@@ -215,12 +203,7 @@ impl History<'_> {
             }
             Db::Postgres(_) => "DELETE FROM history WHERE user_id = $1 AND created_at < $2",
         };
-        Ok(on_db!(self.0, pool => sqlx::query(sql)
-        .bind(user)
-        .bind(before)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?)
+        Ok(exec!(self.0, sql, user, before)?)
     }
 
     /// Deletes every user's entries older than `before` (the operator's retention); returns
@@ -230,10 +213,6 @@ impl History<'_> {
             Db::Sqlite(_) => "DELETE FROM history WHERE julianday(created_at) < julianday($1)",
             Db::Postgres(_) => "DELETE FROM history WHERE created_at < $1",
         };
-        Ok(on_db!(self.0, pool => sqlx::query(sql)
-        .bind(before)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?)
+        Ok(exec!(self.0, sql, before)?)
     }
 }

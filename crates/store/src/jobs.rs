@@ -94,38 +94,37 @@ impl Jobs<'_> {
              created_ms, expires_ms) VALUES ($1, $2, 'receiving', $3, $4, $5, $6, $7) \
              RETURNING {JOB_COLUMNS}"
         );
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Job>(&sql)
-            .bind(new.id)
-            .bind(new.user_id.map(|u| u.0))
-            .bind(new.options)
-            .bind(new.webhook_url)
-            .bind(new.webhook_secret)
-            .bind(now_ms())
-            .bind(new.expires_ms)
-            .fetch_one(pool)
-            .await)?)
+        Ok(fetch!(
+            fetch_one,
+            Job,
+            self.0,
+            &sql,
+            new.id,
+            new.user_id.map(|u| u.0),
+            new.options,
+            new.webhook_url,
+            new.webhook_secret,
+            now_ms(),
+            new.expires_ms
+        )?)
     }
 
     /// The job, if it exists.
     pub async fn get(&self, id: &str) -> Result<Option<Job>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Job>(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?)
+        Ok(fetch!(fetch_optional, Job, self.0, &sql, id)?)
     }
 
     /// Adds a pending item (its input object must already be stored).
     pub async fn add_pending(&self, job: &str, idx: i64, name: &str) -> Result<()> {
-        on_db!(self.0, pool => sqlx::query(
+        exec!(
+            self.0,
             "INSERT INTO job_items (job_id, idx, name, state) VALUES ($1, $2, $3, 'pending')",
+            job,
+            idx,
+            name
         )
-        .bind(job)
-        .bind(idx)
-        .bind(name)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        .map(|_| ())?;
         Ok(())
     }
 
@@ -163,16 +162,15 @@ impl Jobs<'_> {
     /// follow the files in a form, so they are final only now); its pending items may now be
     /// claimed. Returns the job if this call also finished it (no item was pending).
     pub async fn seal(&self, job: &str, total: i64, options: &str) -> Result<Option<Job>> {
-        on_db!(self.0, pool => sqlx::query(
+        exec!(
+            self.0,
             "UPDATE jobs SET status = 'queued', total = $2, options = $3 \
              WHERE id = $1 AND status = 'receiving'",
+            job,
+            total,
+            options
         )
-        .bind(job)
-        .bind(total)
-        .bind(options)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        .map(|_| ())?;
         self.try_finish(job).await
     }
 
@@ -217,16 +215,15 @@ impl Jobs<'_> {
     /// Extends the lease of items this owner still holds.
     pub async fn renew(&self, owner: &str, ids: &[i64], lease_ms: i64) -> Result<()> {
         for id in ids {
-            on_db!(self.0, pool => sqlx::query(
+            exec!(
+                self.0,
                 "UPDATE job_items SET lease_until_ms = $3 \
                  WHERE id = $1 AND lease_owner = $2 AND state = 'pending'",
+                id,
+                owner,
+                now_ms() + lease_ms
             )
-            .bind(id)
-            .bind(owner)
-            .bind(now_ms() + lease_ms)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+            .map(|_| ())?;
         }
         Ok(())
     }
@@ -275,21 +272,14 @@ impl Jobs<'_> {
              WHERE id = $1 AND status = 'queued' AND done + failed >= total \
              RETURNING {JOB_COLUMNS}"
         );
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Job>(&sql)
-            .bind(job)
-            .bind(now_ms())
-            .fetch_optional(pool)
-            .await)?)
+        Ok(fetch!(fetch_optional, Job, self.0, &sql, job, now_ms())?)
     }
 
     /// Items in upload order.
     pub async fn items(&self, job: &str) -> Result<Vec<ItemRow>> {
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, ItemRow>(
-            "SELECT idx, name, state, attempts, result FROM job_items WHERE job_id = $1 ORDER BY idx",
+        Ok(
+            fetch!(fetch_all, ItemRow, self.0, "SELECT idx, name, state, attempts, result FROM job_items WHERE job_id = $1 ORDER BY idx", job)?,
         )
-        .bind(job)
-        .fetch_all(pool)
-        .await)?)
     }
 
     /// Whether the item `idx` of `job` still waits to be captioned.
@@ -306,26 +296,26 @@ impl Jobs<'_> {
 
     /// Sets the job's webhook (before it is sealed).
     pub async fn set_webhook(&self, job: &str, url: &str, secret: &str) -> Result<()> {
-        on_db!(self.0, pool => sqlx::query(
+        exec!(
+            self.0,
             "UPDATE jobs SET webhook_url = $2, webhook_secret = $3 WHERE id = $1",
+            job,
+            url,
+            secret
         )
-        .bind(job)
-        .bind(url)
-        .bind(secret)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        .map(|_| ())?;
         Ok(())
     }
 
     /// Records the webhook delivery outcome (`delivered` or `failed: ...`).
     pub async fn set_webhook_status(&self, job: &str, status: &str) -> Result<()> {
-        on_db!(self.0, pool => sqlx::query("UPDATE jobs SET webhook_status = $2 WHERE id = $1")
-            .bind(job)
-            .bind(status)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        exec!(
+            self.0,
+            "UPDATE jobs SET webhook_status = $2 WHERE id = $1",
+            job,
+            status
+        )
+        .map(|_| ())?;
         Ok(())
     }
 
@@ -348,19 +338,12 @@ impl Jobs<'_> {
     pub async fn list_for_user(&self, user: UserId) -> Result<Vec<Job>> {
         let sql =
             format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = $1 ORDER BY created_ms, id");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, Job>(&sql)
-            .bind(user.0)
-            .fetch_all(pool)
-            .await)?)
+        Ok(fetch!(fetch_all, Job, self.0, &sql, user.0)?)
     }
 
     /// Deletes a job and its items (the caller deletes its objects).
     pub async fn delete(&self, job: &str) -> Result<bool> {
-        let n = on_db!(self.0, pool => sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(job)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let n = exec!(self.0, "DELETE FROM jobs WHERE id = $1", job)?;
         Ok(n > 0)
     }
 
@@ -376,18 +359,17 @@ impl Jobs<'_> {
 
     /// Records what a retention sweep deleted (counts only).
     pub async fn record_sweep(&self, c: &SweepCounts) -> Result<()> {
-        on_db!(self.0, pool => sqlx::query(
+        exec!(
+            self.0,
             "INSERT INTO retention_runs (ran_ms, jobs_deleted, objects_deleted, history_deleted, \
              temp_files_deleted) VALUES ($1, $2, $3, $4, $5)",
+            now_ms(),
+            c.jobs_deleted,
+            c.objects_deleted,
+            c.history_deleted,
+            c.temp_files_deleted
         )
-        .bind(now_ms())
-        .bind(c.jobs_deleted)
-        .bind(c.objects_deleted)
-        .bind(c.history_deleted)
-        .bind(c.temp_files_deleted)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        .map(|_| ())?;
         Ok(())
     }
 

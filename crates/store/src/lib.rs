@@ -40,6 +40,66 @@ macro_rules! on_db {
     };
 }
 
+/// A row id type: an `i64` newtype stored transparently, shown as the number.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+        #[sqlx(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+/// A table's handle, borrowed from the [`Db`] (`db.users()`, ...).
+macro_rules! table {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name<'a>(pub(crate) &'a $crate::Db);
+    };
+}
+
+/// Runs a statement on either backend with its binds in order; the rows it affected.
+macro_rules! exec {
+    ($db:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_db!($db, pool => sqlx::query($sql)
+            $(.bind($bind))*
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+    };
+}
+
+/// Runs a query (`sqlx::$query`) on either backend with its binds in order, reading with
+/// `$method` (`fetch_one`, `fetch_optional` or `fetch_all`) as `$ty`.
+macro_rules! read {
+    ($query:ident, $method:ident, $ty:ty, $db:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_db!($db, pool => sqlx::$query::<_, $ty>($sql)
+            $(.bind($bind))*
+            .$method(pool)
+            .await)
+    };
+}
+
+/// [`read!`] of rows (`sqlx::query_as`).
+macro_rules! fetch {
+    ($($args:tt)*) => {
+        read!(query_as, $($args)*)
+    };
+}
+
+/// [`read!`] of a single column (`sqlx::query_scalar`).
+macro_rules! scalar {
+    ($($args:tt)*) => {
+        read!(query_scalar, $($args)*)
+    };
+}
+
 pub mod api_keys;
 pub mod audit;
 pub mod backup;

@@ -4,36 +4,37 @@
 
 use crate::sessions::fk_as_not_found;
 use crate::users::UserId;
-use crate::{now, Db, Result};
+use crate::{now, Result};
 
-/// The `policy_notices` table, borrowed from [`Db::policy_notices`].
-pub struct PolicyNotices<'a>(pub(crate) &'a Db);
+table!(
+    /// The `policy_notices` table, borrowed from [`crate::Db::policy_notices`].
+    PolicyNotices
+);
 
 impl PolicyNotices<'_> {
     /// Claims the notice email for (`user`, `version`): true the first time only, so concurrent
     /// senders (several nodes) email once.
     pub async fn claim(&self, user: UserId, version: &str) -> Result<bool> {
-        let n = on_db!(self.0, pool => sqlx::query(
+        let n = exec!(
+            self.0,
             "INSERT INTO policy_notices (user_id, policy_version, emailed_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, policy_version) DO NOTHING",
+            user,
+            version,
+            now()
         )
-        .bind(user)
-        .bind(version)
-        .bind(now())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))
         .map_err(fk_as_not_found)?;
         Ok(n > 0)
     }
 
     /// The versions the user was emailed about.
     pub async fn list(&self, user: UserId) -> Result<Vec<String>> {
-        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(
+        Ok(scalar!(
+            fetch_all,
+            String,
+            self.0,
             "SELECT policy_version FROM policy_notices WHERE user_id = $1 ORDER BY policy_version",
-        )
-        .bind(user)
-        .fetch_all(pool)
-        .await)?)
+            user
+        )?)
     }
 }

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use crate::users::UserId;
-use crate::{now, Db, Error, Result};
+use crate::{now, Error, Result};
 
 /// A user's preferences. `None` means "the service's default".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,17 +55,16 @@ impl From<Row> for StoredPreferences {
 const COLUMNS: &str =
     "user_id, lang, style, alternatives, history_enabled, training_consent, updated_at";
 
-/// The `preferences` table, borrowed from [`Db::preferences`].
-pub struct PreferencesTable<'a>(pub(crate) &'a Db);
+table!(
+    /// The `preferences` table, borrowed from [`crate::Db::preferences`].
+    PreferencesTable
+);
 
 impl PreferencesTable<'_> {
     /// The stored row, if the user ever saved preferences.
     pub async fn get(&self, user: UserId) -> Result<Option<StoredPreferences>> {
         let sql = format!("SELECT {COLUMNS} FROM preferences WHERE user_id = $1");
-        let row = on_db!(self.0, pool => sqlx::query_as::<_, Row>(&sql)
-            .bind(user)
-            .fetch_optional(pool)
-            .await)?;
+        let row = fetch!(fetch_optional, Row, self.0, &sql, user)?;
         Ok(row.map(StoredPreferences::from))
     }
 
@@ -94,16 +93,19 @@ impl PreferencesTable<'_> {
              training_consent = excluded.training_consent, updated_at = excluded.updated_at \
              RETURNING {COLUMNS}"
         );
-        let row = on_db!(self.0, pool => sqlx::query_as::<_, Row>(&sql)
-            .bind(user)
-            .bind(prefs.lang.as_deref())
-            .bind(prefs.style.as_deref())
-            .bind(alternatives)
-            .bind(prefs.history_enabled)
-            .bind(prefs.training_consent)
-            .bind(now())
-            .fetch_one(pool)
-            .await)
+        let row = fetch!(
+            fetch_one,
+            Row,
+            self.0,
+            &sql,
+            user,
+            prefs.lang.as_deref(),
+            prefs.style.as_deref(),
+            alternatives,
+            prefs.history_enabled,
+            prefs.training_consent,
+            now()
+        )
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => Error::NotFound,
             _ => Error::Database(e),
@@ -113,11 +115,7 @@ impl PreferencesTable<'_> {
 
     /// Forgets the user's preferences (back to the defaults). True if there were any.
     pub async fn delete(&self, user: UserId) -> Result<bool> {
-        let n = on_db!(self.0, pool => sqlx::query("DELETE FROM preferences WHERE user_id = $1")
-            .bind(user)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let n = exec!(self.0, "DELETE FROM preferences WHERE user_id = $1", user)?;
         Ok(n > 0)
     }
 
@@ -127,13 +125,14 @@ impl PreferencesTable<'_> {
         after: Option<UserId>,
         limit: u32,
     ) -> Result<Vec<UserId>> {
-        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, UserId>(
+        Ok(scalar!(
+            fetch_all,
+            UserId,
+            self.0,
             "SELECT user_id FROM preferences WHERE training_consent AND user_id > $1 \
              ORDER BY user_id LIMIT $2",
-        )
-        .bind(after.unwrap_or(UserId(0)))
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await)?)
+            after.unwrap_or(UserId(0)),
+            i64::from(limit)
+        )?)
     }
 }

@@ -11,15 +11,7 @@ use time::{Duration, OffsetDateTime};
 use crate::users::UserId;
 use crate::{now, token_hash, Db, Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct SessionId(pub i64);
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(SessionId);
 
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Session {
@@ -52,8 +44,10 @@ impl fmt::Debug for Session {
 
 const COLUMNS: &str = "id, user_id, csrf_token, created_at, expires_at, last_seen_at";
 
-/// The `sessions` table, borrowed from [`Db::sessions`].
-pub struct Sessions<'a>(pub(crate) &'a Db);
+table!(
+    /// The `sessions` table, borrowed from [`Db::sessions`].
+    Sessions
+);
 
 impl Sessions<'_> {
     /// Stores a new session for `token` (the caller made it random and keeps it only in the
@@ -69,14 +63,17 @@ impl Sessions<'_> {
             "INSERT INTO sessions (user_id, token_hash, csrf_token, created_at, expires_at, last_seen_at) \
              VALUES ($1, $2, $3, $4, $5, $4) RETURNING {COLUMNS}"
         );
-        on_db!(self.0, pool => sqlx::query_as::<_, Session>(&sql)
-            .bind(user)
-            .bind(token_hash(token))
-            .bind(csrf_token)
-            .bind(now())
-            .bind(expires_at)
-            .fetch_one(pool)
-            .await)
+        fetch!(
+            fetch_one,
+            Session,
+            self.0,
+            &sql,
+            user,
+            token_hash(token),
+            csrf_token,
+            now(),
+            expires_at
+        )
         .map_err(fk_as_not_found)
     }
 
@@ -88,10 +85,7 @@ impl Sessions<'_> {
         idle: Option<Duration>,
     ) -> Result<Option<Session>> {
         let sql = format!("SELECT {COLUMNS} FROM sessions WHERE token_hash = $1");
-        let found = on_db!(self.0, pool => sqlx::query_as::<_, Session>(&sql)
-            .bind(token_hash(token))
-            .fetch_optional(pool)
-            .await)?;
+        let found = fetch!(fetch_optional, Session, self.0, &sql, token_hash(token))?;
         let Some(mut s) = found else {
             return Ok(None);
         };
@@ -105,12 +99,13 @@ impl Sessions<'_> {
             (i / 4_i32).min(Duration::minutes(1))
         });
         if now - s.last_seen() >= step {
-            on_db!(self.0, pool => sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(s.id)
-                .execute(pool)
-                .await
-                .map(|_| ()))?;
+            exec!(
+                self.0,
+                "UPDATE sessions SET last_seen_at = $1 WHERE id = $2",
+                now,
+                s.id
+            )
+            .map(|_| ())?;
             s.last_seen_at = Some(now);
         }
         Ok(Some(s))
@@ -118,46 +113,38 @@ impl Sessions<'_> {
 
     /// Ends one session (sign-out). True if it existed.
     pub async fn delete(&self, id: SessionId) -> Result<bool> {
-        let n = on_db!(self.0, pool => sqlx::query("DELETE FROM sessions WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let n = exec!(self.0, "DELETE FROM sessions WHERE id = $1", id)?;
         Ok(n > 0)
     }
 
     /// Ends the session a cookie token names, if any.
     pub async fn delete_by_token(&self, token: &str) -> Result<bool> {
-        let n = on_db!(self.0, pool => sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash(token))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let n = exec!(
+            self.0,
+            "DELETE FROM sessions WHERE token_hash = $1",
+            token_hash(token)
+        )?;
         Ok(n > 0)
     }
 
     /// Ends every session of the user (password change or reset); returns how many.
     pub async fn delete_all(&self, user: UserId) -> Result<u64> {
-        Ok(
-            on_db!(self.0, pool => sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?,
-        )
+        Ok(exec!(
+            self.0,
+            "DELETE FROM sessions WHERE user_id = $1",
+            user
+        )?)
     }
 
     /// Ends every session of the user but `keep` (a password change from that session);
     /// returns how many.
     pub async fn delete_others(&self, user: UserId, keep: SessionId) -> Result<u64> {
-        Ok(
-            on_db!(self.0, pool => sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
-            .bind(user)
-            .bind(keep)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?,
-        )
+        Ok(exec!(
+            self.0,
+            "DELETE FROM sessions WHERE user_id = $1 AND id <> $2",
+            user,
+            keep
+        )?)
     }
 
     /// Deletes every session past its expiry or, with `idle`, unused for that long (for the
@@ -177,21 +164,13 @@ impl Sessions<'_> {
                  OR COALESCE(last_seen_at, created_at) <= $2"
             }
         };
-        Ok(on_db!(self.0, pool => sqlx::query(sql)
-            .bind(now)
-            .bind(unused_since)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?)
+        Ok(exec!(self.0, sql, now, unused_since)?)
     }
 
     /// The user's live sessions, oldest first.
     pub async fn list(&self, user: UserId) -> Result<Vec<Session>> {
         let sql = format!("SELECT {COLUMNS} FROM sessions WHERE user_id = $1 ORDER BY id");
-        let all = on_db!(self.0, pool => sqlx::query_as::<_, Session>(&sql)
-            .bind(user)
-            .fetch_all(pool)
-            .await)?;
+        let all = fetch!(fetch_all, Session, self.0, &sql, user)?;
         let now = now();
         Ok(all.into_iter().filter(|s| s.expires_at > now).collect())
     }

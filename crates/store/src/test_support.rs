@@ -39,6 +39,51 @@ pub async fn fresh_postgres_database(prefix: &str) -> (String, String, String) {
     (server, url.to_string(), name)
 }
 
+/// Drops a database [`fresh_postgres_database`] made: `server` is its server's URL.
+pub async fn drop_postgres_database(server: &str, name: &str) {
+    let admin = sqlx::PgPool::connect(server).await.unwrap();
+    let drop = format!("DROP DATABASE {name} WITH (FORCE)");
+    sqlx::query(&drop).execute(&admin).await.unwrap();
+    admin.close().await;
+}
+
+/// Tables with a `user_id` column, read from the live schema (so a table added later is covered).
+pub async fn tables_with_user_id(db: &crate::Db) -> Vec<String> {
+    let mut tables: Vec<String> = match db {
+        crate::Db::Sqlite(pool) => {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+                 AND name NOT LIKE '_sqlx%'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            let mut with = Vec::new();
+            for name in names {
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM pragma_table_info('{name}') WHERE name = 'user_id'"
+                ))
+                .fetch_one(pool)
+                .await
+                .unwrap();
+                if n > 0 {
+                    with.push(name);
+                }
+            }
+            with
+        }
+        crate::Db::Postgres(pool) => sqlx::query_scalar(
+            "SELECT table_name::TEXT FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND column_name = 'user_id'",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap(),
+    };
+    tables.sort();
+    tables
+}
+
 /// An object's bytes as stored (still encrypted), past the encryption layer: what a test
 /// inspects, or damages and puts back with [`put_stored_bytes`].
 pub async fn stored_bytes(blobs: &crate::Blobs, path: &str) -> Vec<u8> {

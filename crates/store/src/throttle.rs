@@ -32,41 +32,39 @@ impl LoginFailures<'_> {
 
     /// Counts one failure of `key`; a window that has passed starts again at `now_ms`.
     pub async fn add(&self, key: &str, now_ms: i64, window_ms: i64) -> Result<()> {
-        on_db!(self.0, pool => sqlx::query(
+        exec!(
+            self.0,
             "INSERT INTO login_failures (key_hash, count, window_start_ms) VALUES ($1, 1, $2) \
              ON CONFLICT (key_hash) DO UPDATE SET \
              count = CASE WHEN login_failures.window_start_ms <= $3 THEN 1 \
                           ELSE login_failures.count + 1 END, \
              window_start_ms = CASE WHEN login_failures.window_start_ms <= $3 THEN $2 \
                                     ELSE login_failures.window_start_ms END",
+            key_hash(key),
+            now_ms,
+            now_ms - window_ms
         )
-        .bind(key_hash(key))
-        .bind(now_ms)
-        .bind(now_ms - window_ms)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        .map(|_| ())?;
         Ok(())
     }
 
     /// Forgets `key` (a successful sign-in, an erased account).
     pub async fn clear(&self, key: &str) -> Result<()> {
-        on_db!(self.0, pool => sqlx::query("DELETE FROM login_failures WHERE key_hash = $1")
-            .bind(key_hash(key))
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        exec!(
+            self.0,
+            "DELETE FROM login_failures WHERE key_hash = $1",
+            key_hash(key)
+        )
+        .map(|_| ())?;
         Ok(())
     }
 
     /// Deletes counters whose window started before `before_ms`; returns how many.
     pub async fn delete_expired(&self, before_ms: i64) -> Result<u64> {
-        Ok(on_db!(self.0, pool => sqlx::query(
+        Ok(exec!(
+            self.0,
             "DELETE FROM login_failures WHERE window_start_ms <= $1",
-        )
-        .bind(before_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?)
+            before_ms
+        )?)
     }
 }

@@ -3,24 +3,14 @@
 //! caption (the user's correction if any). Withdrawing consent deletes the rows here and the
 //! caller deletes the objects, at once.
 
-use std::fmt;
-
 use time::OffsetDateTime;
 
 use crate::history::HistoryId;
 use crate::sessions::fk_as_not_found;
 use crate::users::UserId;
-use crate::{now, Db, Result};
+use crate::{now, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct TrainingItemId(pub i64);
-
-impl fmt::Display for TrainingItemId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(TrainingItemId);
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct TrainingItem {
@@ -48,8 +38,10 @@ pub struct NewTrainingItem<'a> {
 
 const COLUMNS: &str = "id, user_id, object_path, history_id, caption, lang, format, created_at";
 
-/// The `training_items` table, borrowed from [`Db::training`].
-pub struct Training<'a>(pub(crate) &'a Db);
+table!(
+    /// The `training_items` table, borrowed from [`crate::Db::training`].
+    Training
+);
 
 impl Training<'_> {
     pub async fn create(&self, user: UserId, new: NewTrainingItem<'_>) -> Result<TrainingItem> {
@@ -57,28 +49,26 @@ impl Training<'_> {
             "INSERT INTO training_items (user_id, object_path, history_id, caption, lang, format, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
         );
-        on_db!(self.0, pool => sqlx::query_as::<_, TrainingItem>(&sql)
-            .bind(user)
-            .bind(new.object_path)
-            .bind(new.history_id)
-            .bind(new.caption)
-            .bind(new.lang)
-            .bind(new.format)
-            .bind(now())
-            .fetch_one(pool)
-            .await)
+        fetch!(
+            fetch_one,
+            TrainingItem,
+            self.0,
+            &sql,
+            user,
+            new.object_path,
+            new.history_id,
+            new.caption,
+            new.lang,
+            new.format,
+            now()
+        )
         .map_err(fk_as_not_found)
     }
 
     /// The user's items, oldest first.
     pub async fn list(&self, user: UserId) -> Result<Vec<TrainingItem>> {
         let sql = format!("SELECT {COLUMNS} FROM training_items WHERE user_id = $1 ORDER BY id");
-        Ok(
-            on_db!(self.0, pool => sqlx::query_as::<_, TrainingItem>(&sql)
-            .bind(user)
-            .fetch_all(pool)
-            .await)?,
-        )
+        Ok(fetch!(fetch_all, TrainingItem, self.0, &sql, user)?)
     }
 
     /// Sets the caption of the user's item made with history entry `history` (its correction).
@@ -88,25 +78,24 @@ impl Training<'_> {
         history: HistoryId,
         caption: &str,
     ) -> Result<u64> {
-        Ok(on_db!(self.0, pool => sqlx::query(
+        Ok(exec!(
+            self.0,
             "UPDATE training_items SET caption = $1 WHERE user_id = $2 AND history_id = $3",
-        )
-        .bind(caption)
-        .bind(user)
-        .bind(history)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?)
+            caption,
+            user,
+            history
+        )?)
     }
 
     /// Deletes all of the user's rows (withdrawal); returns the object paths to delete.
     pub async fn delete_all(&self, user: UserId) -> Result<Vec<String>> {
-        Ok(on_db!(self.0, pool => sqlx::query_scalar::<_, String>(
+        Ok(scalar!(
+            fetch_all,
+            String,
+            self.0,
             "DELETE FROM training_items WHERE user_id = $1 RETURNING object_path",
-        )
-        .bind(user)
-        .fetch_all(pool)
-        .await)?)
+            user
+        )?)
     }
 
     /// Items of all users, for the training export, in id order.
@@ -117,12 +106,13 @@ impl Training<'_> {
     ) -> Result<Vec<TrainingItem>> {
         let sql =
             format!("SELECT {COLUMNS} FROM training_items WHERE id > $1 ORDER BY id LIMIT $2");
-        Ok(
-            on_db!(self.0, pool => sqlx::query_as::<_, TrainingItem>(&sql)
-            .bind(after.unwrap_or(TrainingItemId(0)))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await)?,
-        )
+        Ok(fetch!(
+            fetch_all,
+            TrainingItem,
+            self.0,
+            &sql,
+            after.unwrap_or(TrainingItemId(0)),
+            i64::from(limit)
+        )?)
     }
 }

@@ -3,7 +3,7 @@
 
 use time::Date;
 
-use crate::{Db, Error, Result};
+use crate::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct UsageRow {
@@ -13,8 +13,10 @@ pub struct UsageRow {
     pub count: i64,
 }
 
-/// The `usage_daily` table, borrowed from [`Db::usage`].
-pub struct Usage<'a>(pub(crate) &'a Db);
+table!(
+    /// The `usage_daily` table, borrowed from [`crate::Db::usage`].
+    Usage
+);
 
 impl Usage<'_> {
     /// Adds `n` captions to the counter of (`day`, `lang`, `style`), creating it if needed.
@@ -25,53 +27,44 @@ impl Usage<'_> {
                 "language and style are required".into(),
             ));
         }
-        on_db!(self.0, pool => sqlx::query(
-            "INSERT INTO usage_daily (day, lang, style, count) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (day, lang, style) DO UPDATE SET count = usage_daily.count + excluded.count",
-        )
-        .bind(day)
-        .bind(lang)
-        .bind(style)
-        .bind(i64::from(n))
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        exec!(self.0, "INSERT INTO usage_daily (day, lang, style, count) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (day, lang, style) DO UPDATE SET count = usage_daily.count + excluded.count", day, lang, style, i64::from(n)).map(|_| ())?;
         Ok(())
     }
 
     /// One counter, if it exists.
     pub async fn get(&self, day: Date, lang: &str, style: &str) -> Result<Option<UsageRow>> {
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, UsageRow>(
+        Ok(fetch!(
+            fetch_optional,
+            UsageRow,
+            self.0,
             "SELECT day, lang, style, count FROM usage_daily \
              WHERE day = $1 AND lang = $2 AND style = $3",
-        )
-        .bind(day)
-        .bind(lang)
-        .bind(style)
-        .fetch_optional(pool)
-        .await)?)
+            day,
+            lang,
+            style
+        )?)
     }
 
     /// Counters for the days `from..=to`, by day, language, style.
     pub async fn list(&self, from: Date, to: Date) -> Result<Vec<UsageRow>> {
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, UsageRow>(
+        Ok(fetch!(
+            fetch_all,
+            UsageRow,
+            self.0,
             "SELECT day, lang, style, count FROM usage_daily WHERE day >= $1 AND day <= $2 \
              ORDER BY day, lang, style",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(pool)
-        .await)?)
+            from,
+            to
+        )?)
     }
 
     /// Deletes the counters of days before `day` (retention); returns how many rows.
     pub async fn delete_before(&self, day: Date) -> Result<u64> {
-        Ok(
-            on_db!(self.0, pool => sqlx::query("DELETE FROM usage_daily WHERE day < $1")
-            .bind(day)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?,
-        )
+        Ok(exec!(
+            self.0,
+            "DELETE FROM usage_daily WHERE day < $1",
+            day
+        )?)
     }
 }

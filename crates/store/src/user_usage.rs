@@ -5,7 +5,7 @@ use time::Date;
 
 use crate::sessions::fk_as_not_found;
 use crate::users::UserId;
-use crate::{Db, Result};
+use crate::Result;
 
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserUsageRow {
@@ -15,8 +15,10 @@ pub struct UserUsageRow {
     pub count: i64,
 }
 
-/// The `user_usage_daily` table, borrowed from [`Db::user_usage`].
-pub struct UserUsage<'a>(pub(crate) &'a Db);
+table!(
+    /// The `user_usage_daily` table, borrowed from [`crate::Db::user_usage`].
+    UserUsage
+);
 
 impl UserUsage<'_> {
     /// Adds `n` captions to the user's counter of (`day`, `lang`, `style`).
@@ -28,30 +30,21 @@ impl UserUsage<'_> {
         style: &str,
         n: u32,
     ) -> Result<()> {
-        on_db!(self.0, pool => sqlx::query(
-            "INSERT INTO user_usage_daily (user_id, day, lang, style, count) VALUES ($1, $2, $3, $4, $5) \
+        exec!(self.0, "INSERT INTO user_usage_daily (user_id, day, lang, style, count) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (user_id, day, lang, style) \
-             DO UPDATE SET count = user_usage_daily.count + excluded.count",
-        )
-        .bind(user)
-        .bind(day)
-        .bind(lang)
-        .bind(style)
-        .bind(i64::from(n))
-        .execute(pool)
-        .await
-        .map(|_| ()))
+             DO UPDATE SET count = user_usage_daily.count + excluded.count", user, day, lang, style, i64::from(n)).map(|_| ())
         .map_err(fk_as_not_found)
     }
 
     /// All of the user's counters, by day, language, style.
     pub async fn list(&self, user: UserId) -> Result<Vec<UserUsageRow>> {
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, UserUsageRow>(
+        Ok(fetch!(
+            fetch_all,
+            UserUsageRow,
+            self.0,
             "SELECT day, lang, style, count FROM user_usage_daily WHERE user_id = $1 \
              ORDER BY day, lang, style",
-        )
-        .bind(user)
-        .fetch_all(pool)
-        .await)?)
+            user
+        )?)
     }
 }

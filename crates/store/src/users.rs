@@ -4,21 +4,16 @@ use std::fmt;
 
 use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::OsRng;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::error::unique_as_conflict;
-use crate::{now, Db, Error, Result};
+use crate::{now, Error, Result};
 
-/// A user's id. Never reused, not even after an erasure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct UserId(pub i64);
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+id_type!(
+    /// A user's id. Never reused, not even after an erasure.
+    UserId
+);
 
 /// What an account may do. Admins are created from the command line, never by sign-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,10 +57,19 @@ pub struct User {
     pub created_at: OffsetDateTime,
 }
 
+/// The irreversible id of an erased user (see [`crate::erasure`]): lower-case hex SHA-256 of (domain, salt, id).
+pub fn subject_hash(user: UserId, subject_salt: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"takarir-erasure-v1");
+    h.update(subject_salt);
+    h.update(user.0.to_be_bytes());
+    hex::encode(h.finalize())
+}
+
 impl User {
     /// The irreversible id that the erasure log records for this user (see [`crate::erasure`]).
     pub fn subject_hash(&self) -> String {
-        crate::erasure::subject_hash(self.id, &self.subject_salt)
+        subject_hash(self.id, &self.subject_salt)
     }
 }
 
@@ -101,8 +105,10 @@ pub fn normalize_email(email: &str) -> Result<String> {
     Ok(email)
 }
 
-/// The `users` table, borrowed from [`Db::users`].
-pub struct Users<'a>(pub(crate) &'a Db);
+table!(
+    /// The `users` table, borrowed from [`crate::Db::users`].
+    Users
+);
 
 impl Users<'_> {
     /// Creates an account. [`Error::Conflict`]`("email")` if the address is taken.
@@ -114,23 +120,23 @@ impl Users<'_> {
             "INSERT INTO users (email, password_hash, role, subject_salt, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
         );
-        on_db!(self.0, pool => sqlx::query_as::<_, User>(&sql)
-            .bind(&email)
-            .bind(new.password_hash)
-            .bind(new.role.as_str())
-            .bind(&salt)
-            .bind(now())
-            .fetch_one(pool)
-            .await)
+        fetch!(
+            fetch_one,
+            User,
+            self.0,
+            &sql,
+            &email,
+            new.password_hash,
+            new.role.as_str(),
+            &salt,
+            now()
+        )
         .map_err(|e| unique_as_conflict(e, "email"))
     }
 
     pub async fn get(&self, id: UserId) -> Result<Option<User>> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, User>(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await)?)
+        Ok(fetch!(fetch_optional, User, self.0, &sql, id)?)
     }
 
     /// Looks an account up by email, case-insensitively.
@@ -139,75 +145,67 @@ impl Users<'_> {
             return Ok(None);
         };
         let sql = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, User>(&sql)
-            .bind(&email)
-            .fetch_optional(pool)
-            .await)?)
+        Ok(fetch!(fetch_optional, User, self.0, &sql, &email)?)
     }
 
     /// Accounts in id order, `limit` at a time, after `after` (keyset paging).
     pub async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>> {
         let sql = format!("SELECT {COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
-        Ok(on_db!(self.0, pool => sqlx::query_as::<_, User>(&sql)
-            .bind(after.unwrap_or(UserId(0)))
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await)?)
+        Ok(fetch!(
+            fetch_all,
+            User,
+            self.0,
+            &sql,
+            after.unwrap_or(UserId(0)),
+            i64::from(limit)
+        )?)
     }
 
     pub async fn count(&self) -> Result<u64> {
-        let n: i64 = on_db!(self.0, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(pool)
-            .await)?;
+        let n: i64 = scalar!(fetch_one, _, self.0, "SELECT COUNT(*) FROM users")?;
         Ok(n as u64)
     }
 
     /// Changes the email address; the new one is unverified until [`Users::mark_email_verified`].
     pub async fn set_email(&self, id: UserId, email: &str) -> Result<()> {
         let email = normalize_email(email)?;
-        let done = on_db!(self.0, pool => sqlx::query(
+        let done = exec!(
+            self.0,
             "UPDATE users SET email = $1, email_verified_at = NULL WHERE id = $2",
+            &email,
+            id
         )
-        .bind(&email)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))
         .map_err(|e| unique_as_conflict(e, "email"))?;
         found(done)
     }
 
     pub async fn mark_email_verified(&self, id: UserId, at: OffsetDateTime) -> Result<()> {
-        let done = on_db!(self.0, pool => sqlx::query(
+        let done = exec!(
+            self.0,
             "UPDATE users SET email_verified_at = $1 WHERE id = $2",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+            at,
+            id
+        )?;
         found(done)
     }
 
     pub async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
-        let done = on_db!(self.0, pool => sqlx::query(
+        let done = exec!(
+            self.0,
             "UPDATE users SET password_hash = $1 WHERE id = $2",
-        )
-        .bind(password_hash)
-        .bind(id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+            password_hash,
+            id
+        )?;
         found(done)
     }
 
     pub async fn set_role(&self, id: UserId, role: Role) -> Result<()> {
-        let done = on_db!(self.0, pool => sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
-            .bind(role.as_str())
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let done = exec!(
+            self.0,
+            "UPDATE users SET role = $1 WHERE id = $2",
+            role.as_str(),
+            id
+        )?;
         found(done)
     }
 }

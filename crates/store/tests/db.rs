@@ -52,12 +52,7 @@ impl TestDb {
     async fn finish(self) {
         self.db.close().await;
         if let Some((server, name)) = self.pg {
-            let admin = sqlx::PgPool::connect(&server).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&admin)
-                .await
-                .unwrap();
-            admin.close().await;
+            takarir_store::test_support::drop_postgres_database(&server, &name).await;
         }
     }
 }
@@ -117,43 +112,6 @@ fn entry(caption: &str) -> NewHistoryEntry<'_> {
         height: 480,
         format: "jpeg",
     }
-}
-
-/// Tables with a `user_id` column, read from the live schema (so a table added later is covered).
-async fn tables_with_user_id(db: &Db) -> Vec<String> {
-    let mut tables: Vec<String> = match db {
-        Db::Sqlite(pool) => {
-            let names: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
-                 AND name NOT LIKE '_sqlx%'",
-            )
-            .fetch_all(pool)
-            .await
-            .unwrap();
-            let mut with = Vec::new();
-            for name in names {
-                let n: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM pragma_table_info('{name}') WHERE name = 'user_id'"
-                ))
-                .fetch_one(pool)
-                .await
-                .unwrap();
-                if n > 0 {
-                    with.push(name);
-                }
-            }
-            with
-        }
-        Db::Postgres(pool) => sqlx::query_scalar(
-            "SELECT table_name::TEXT FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND column_name = 'user_id'",
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap(),
-    };
-    tables.sort();
-    tables
 }
 
 async fn rows_of(db: &Db, table: &str, column: &str, id: UserId) -> i64 {
@@ -750,7 +708,7 @@ both_backends!(
         assert_eq!(report.entry.subject_hash, hash);
 
         // Every table with a user_id column, as the schema stands, holds nothing of Alice.
-        let tables = tables_with_user_id(db).await;
+        let tables = takarir_store::test_support::tables_with_user_id(db).await;
         for expected in [
             "consents",
             "history",

@@ -6,8 +6,8 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use takarir_server::admin::{create_admin, AdminOutcome};
 use takarir_server::ServerConfig;
+use takarir_server::{create_admin, AdminOutcome};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

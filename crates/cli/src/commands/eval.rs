@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget};
 
-use super::caption::GenerationArgs;
+use super::generation::GenerationArgs;
 use super::ModelArgs;
 
 #[derive(clap::Args, Debug)]

@@ -5,6 +5,8 @@ pub mod backup;
 pub mod bench;
 pub mod caption;
 pub mod eval;
+pub mod generation;
+pub mod output;
 pub mod remote;
 pub mod serve;
 

@@ -1,7 +1,12 @@
 //! Helpers shared by the CLI's integration tests that run `takarir serve` processes.
 #![allow(dead_code)] // each test binary uses its own subset
 
+#[path = "../../../server/tests/common/client.rs"]
+mod client;
+
+pub use client::Go;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The repository root.
@@ -34,4 +39,29 @@ pub async fn wait_healthy(base: &str) {
     tokio::time::timeout(Duration::from_secs(60), ready)
         .await
         .unwrap_or_else(|_| panic!("{base} answers /api/v1/health within a minute"));
+}
+
+/// The tiny English-only test model.
+pub fn fixture_model() -> PathBuf {
+    root().join("fixtures/parity/vit-gpt2-tiny")
+}
+
+/// Starts `takarir serve` on a free loopback port with the environment `env` (the tiny test
+/// model and one thread unless `env` says otherwise), and waits until it answers: the process
+/// and its URL.
+pub async fn serve(env: &[(String, String)]) -> (Child, String) {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_takarir"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TAKARIR_MODEL", fixture_model())
+        .env("TAKARIR_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base).await;
+    (child, base)
 }

@@ -1,5 +1,5 @@
-//! API v1: JSON in and out, problems as `application/problem+json`, described by an OpenAPI
-//! document generated from this code.
+//! API v1 captions and service routes: JSON in and out, problems as
+//! `application/problem+json`.
 
 use std::time::Instant;
 
@@ -10,24 +10,29 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::caption::{
-    client_ip, read_submission, BatchItem, CaptionOut, CaptionedImage, Gps, ImageOut, MetadataOut,
-    Style,
-};
 use crate::error::{ApiError, Problem};
-use crate::middleware::{LangOverride, RequestCtx};
-use crate::AppState;
+use crate::http::extract::{caption_caller, client_ip, discard_unread, read_submission, Ctx};
+use crate::http::middleware::LangOverride;
+use crate::http::openapi::{Binary, Upload};
+use crate::options::{Feature, LangChoice, Style};
+use crate::service::accounts::auth::caption_auth;
+use crate::service::accounts::caption_defaults;
+use crate::service::captioning::{
+    caption_and_record, BatchItem, CaptionOut, CaptionedImage, ImageOut, MetadataOut,
+};
+use crate::state::AppState;
 
 /// The model that wrote the captions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ModelOut {
     /// Model name (directory name or `hf:` spec).
     pub name: String,
-    /// Architecture, with `+int8` when quantized graphs are in use.
+    /// `model_version` from the model's configuration (or `unversioned`), with `+int8` when
+    /// quantized graphs are in use.
     pub version: String,
 }
 
-/// Captions of one image.
+/// Captions of one image (a request with one image).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CaptionResponse {
     /// Best first; for `lang=both`, Indonesian then English.
@@ -58,44 +63,63 @@ pub struct BatchResponse {
     pub request_id: String,
 }
 
+/// The answer to `POST /api/v1/captions`: one image's captions, or (several images) one entry
+/// per image.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CaptionAnswer {
+    /// One image.
+    One(CaptionResponse),
+    /// Several images.
+    Many(BatchResponse),
+}
+
 /// Caption options, as query parameters or multipart form fields.
 #[derive(Debug, Clone, serde::Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
+#[allow(dead_code)] // documentation only: the options are read with the body
 pub struct CaptionParams {
-    /// `id`, `en` or `both`; default: the model's default language (Indonesian first).
-    /// Also the language of error messages (otherwise `Accept-Language`, then Indonesian).
-    pub lang: Option<String>,
-    /// `short` (≤12 words), `sentence` (default) or `detailed`.
-    pub style: Option<String>,
-    /// Distinct captions per image and language, 1–5 (default 1).
+    /// Caption language(s); default: the model's default language (Indonesian first). Also the
+    /// language of error messages (otherwise the `lang` cookie, `Accept-Language`, then
+    /// Indonesian).
+    pub lang: Option<LangChoice>,
+    /// `short` (at most 12 words), `sentence` (default) or `detailed`.
+    pub style: Option<Style>,
+    /// Distinct captions per image and language (default 1).
+    #[param(minimum = 1, maximum = 5)]
     pub alternatives: Option<u8>,
     /// Rewrite gendered person words (man, woman, pria, wanita, ...) to neutral ones.
     pub gender_neutral: Option<bool>,
+    /// Outputs, comma-separated (default and only value today: `caption`).
+    #[param(style = Form, explode = false)]
+    pub features: Option<Vec<Feature>>,
 }
 
 /// A multipart caption request.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
+#[allow(dead_code)] // documentation only
 pub struct CaptionForm {
     /// One or more image files (JPEG, PNG, WebP, GIF, BMP, TIFF).
-    #[schema(value_type = Vec<String>, format = Binary)]
+    #[schema(value_type = Vec<Binary>)]
     pub image: Vec<Vec<u8>>,
     /// As the query parameter.
-    pub lang: Option<String>,
+    pub lang: Option<LangChoice>,
     /// As the query parameter.
     pub style: Option<Style>,
     /// As the query parameter.
+    #[schema(minimum = 1, maximum = 5)]
     pub alternatives: Option<u8>,
     /// As the query parameter.
     pub gender_neutral: Option<bool>,
+    /// As the query parameter (comma-separated).
+    pub features: Option<String>,
 }
 
 /// Service health.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `ok` when the server answers (the model is loaded before it listens).
-    pub status: &'static str,
+    pub status: String,
     /// Loaded model name.
     pub model: String,
     /// Inference queue capacity.
@@ -111,7 +135,7 @@ pub struct Health {
 pub struct ModelEntry {
     /// Name.
     pub name: String,
-    /// Architecture and quantisation.
+    /// `model_version` (or `unversioned`), `+int8` when quantized.
     pub version: String,
     /// `model_type` from its configuration.
     pub model_type: String,
@@ -132,7 +156,7 @@ pub struct Models {
     pub models: Vec<ModelEntry>,
 }
 
-/// The OpenAPI document.
+/// The caption and service routes' OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -141,141 +165,94 @@ pub struct Models {
         description = "Self-hostable, privacy-first image captions in Indonesian and English. Images are processed in memory and never stored."
     ),
     paths(captions, health, models),
-    components(schemas(
-        CaptionResponse,
-        BatchResponse,
-        BatchItem,
-        CaptionOut,
-        ImageOut,
-        MetadataOut,
-        Gps,
-        ModelOut,
-        Problem,
-        Health,
-        Models,
-        ModelEntry,
-        CaptionForm,
-        Style
-    ))
+    components(schemas(Problem, CaptionForm, CaptionAnswer, Feature))
 )]
 pub struct ApiDoc;
 
-pub(crate) fn model_out(state: &AppState) -> ModelOut {
+fn model_out(state: &AppState) -> ModelOut {
     let info = state.captioner().info();
     ModelOut {
         name: info.name.clone(),
-        version: model_version(info),
+        version: info.version.clone(),
     }
-}
-
-fn model_version(info: &takarir_engine::ModelInfo) -> String {
-    info.version.clone()
 }
 
 /// Caption one or more images.
 #[utoipa::path(
     post,
     path = "/api/v1/captions",
+    operation_id = "createCaptions",
+    tag = "captions",
     params(CaptionParams),
     request_body(
-        description = "multipart/form-data with `image` part(s) and option fields, or a raw image body with an `image/*` Content-Type",
+        description = "multipart/form-data with `image` part(s) and option fields, or a raw image body with an image Content-Type",
         content(
             (CaptionForm = "multipart/form-data"),
-            (Vec<u8> = "image/jpeg"),
-            (Vec<u8> = "image/png"),
-            (Vec<u8> = "application/octet-stream")
+            (Binary = "image/jpeg"),
+            (Binary = "image/png"),
+            (Binary = "image/webp"),
+            (Binary = "image/gif"),
+            (Binary = "image/bmp"),
+            (Binary = "image/tiff"),
+            (Binary = "application/octet-stream")
         )
     ),
     responses(
-        (status = 200, description = "Captions (one image: CaptionResponse; several: BatchResponse)", body = CaptionResponse),
-        (status = 400, description = "Bad option, no image, too many files, malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "File over the byte limit or image over the pixel limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not a supported image", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Corrupt or empty image; language not supported by the model", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Rate limited (see Retry-After)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Inference queue full (see Retry-After)", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Captions: one image's, or one entry per image", body = CaptionAnswer),
+        Upload,
     )
 )]
-pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
+pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> Response {
     let started = Instant::now();
-    let request_id = req
-        .extensions()
-        .get::<RequestCtx>()
-        .map(|c| c.id.clone())
-        .unwrap_or_default();
-    let lang = req
-        .extensions()
-        .get::<RequestCtx>()
-        .map(|c| c.lang)
-        .unwrap_or_default();
+    let request_id = ctx.0.id.clone();
     let mut hint = None;
     // Held until the body is read, so that a refusal before then can drain it.
     let mut unread = Some(req);
     let result = async {
         let req = unread.as_ref().expect("body not yet read");
-        state.rate_limit(client_ip(req, state.config().trust_forwarded_for))?;
-        let headers = req.headers().clone();
-        let (auth, prefs) = crate::auth::api_caption_caller(&state, &headers).await?;
+        let ip = client_ip(req, state.config().trust_forwarded_for);
+        let caller = caption_caller(&state, ip, req.headers()).await?;
+        let auth = caption_auth(caller.signed_in, caller.creds.csrf.as_deref())?;
+        let defaults = caption_defaults(&state, auth.as_ref(), caller.cookie).await?;
         let permit = state.queue_permit()?;
         let sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         hint = sub.lang_hint();
-        let opts = sub.options_under(&prefs)?;
+        let opts = sub.options_under(&defaults)?;
         let user = auth.as_ref().map(|a| &a.user);
-        let results =
-            crate::rights::caption_and_record(&state, permit, sub.uploads, &opts, user).await?;
-        let ms = || started.elapsed().as_secs_f64() * 1000.0;
-        if results.len() == 1 {
+        let results = caption_and_record(&state, permit, sub.uploads, &opts, user).await?;
+        let processing_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let answer = if results.len() == 1 {
             let r = results.into_iter().next().expect("one result");
             let CaptionedImage {
                 captions,
                 image,
                 metadata,
             } = r.outcome?;
-            Ok::<Response, ApiError>(
-                Json(CaptionResponse {
-                    captions,
-                    model: model_out(&state),
-                    image,
-                    metadata,
-                    processing_ms: ms(),
-                    request_id: request_id.clone(),
-                })
-                .into_response(),
-            )
-        } else {
-            let l = hint.unwrap_or(lang);
-            let results = results
-                .into_iter()
-                .map(|r| match r.outcome {
-                    Ok(c) => BatchItem {
-                        filename: r.filename,
-                        captions: Some(c.captions),
-                        image: Some(c.image),
-                        metadata: Some(c.metadata),
-                        error: None,
-                    },
-                    Err(e) => BatchItem {
-                        filename: r.filename,
-                        captions: None,
-                        image: None,
-                        metadata: None,
-                        error: Some(e.problem(l, &request_id)),
-                    },
-                })
-                .collect();
-            Ok(Json(BatchResponse {
-                results,
+            CaptionAnswer::One(CaptionResponse {
+                captions,
                 model: model_out(&state),
-                processing_ms: ms(),
+                image,
+                metadata,
+                processing_ms,
                 request_id: request_id.clone(),
             })
-            .into_response())
-        }
+        } else {
+            let lang = hint.unwrap_or(ctx.lang());
+            CaptionAnswer::Many(BatchResponse {
+                results: results
+                    .into_iter()
+                    .map(|r| BatchItem::of(r.filename, r.outcome, lang, &request_id))
+                    .collect(),
+                model: model_out(&state),
+                processing_ms,
+                request_id: request_id.clone(),
+            })
+        };
+        Ok::<_, ApiError>(Json(answer).into_response())
     }
     .await;
     if let Some(req) = unread {
-        let cap = crate::body_limit(state.config().max_upload_bytes) as u64;
-        crate::caption::discard_unread(&state, req, cap).await;
+        discard_unread(&state, req, state.config().body_limit()).await;
     }
     let mut res = match result {
         Ok(r) => r,
@@ -293,10 +270,11 @@ pub async fn captions(State(state): State<AppState>, req: Request) -> Response {
 }
 
 /// Health check.
-#[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/api/v1/health", operation_id = "getHealth", tag = "service",
+    responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
-        status: "ok",
+        status: "ok".into(),
         model: state.captioner().info().name.clone(),
         queue_capacity: state.config().queue_capacity,
         queue_in_use: state.queue_in_use(),
@@ -305,14 +283,20 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 }
 
 /// The loaded model.
-#[utoipa::path(get, path = "/api/v1/models", responses((status = 200, body = Models)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/models",
+    operation_id = "listModels",
+    tag = "service",
+    responses((status = 200, body = Models))
+)]
 pub async fn models(State(state): State<AppState>) -> Json<Models> {
     let c = state.captioner();
     let info = c.info();
     Json(Models {
         models: vec![ModelEntry {
             name: info.name.clone(),
-            version: model_version(info),
+            version: info.version.clone(),
             model_type: info.model_type.clone(),
             languages: info.languages.clone(),
             default_language: c.default_language().to_string(),
@@ -320,14 +304,6 @@ pub async fn models(State(state): State<AppState>) -> Json<Models> {
             load_ms: info.load_ms,
         }],
     })
-}
-
-/// The OpenAPI document of this API.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(crate::accounts::AccountsDoc::openapi());
-    doc.merge(crate::jobs::JobsDoc::openapi());
-    Json(doc)
 }
 
 /// Prometheus metrics.

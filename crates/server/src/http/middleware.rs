@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::i18n::Lang;
-use crate::AppState;
+use crate::state::AppState;
 
 /// Per-request context, in the request's extensions.
 #[derive(Debug, Clone)]

@@ -1,0 +1,176 @@
+//! How `takarir caption` writes results, locally or from a service: one line per caption
+//! (text), one JSON record per file (JSON, JSONL), or the CSV that batch jobs write too (one
+//! writer, one header, spreadsheet formulas defused); an error line on standard error per
+//! failed file; and optionally the best caption in a `.txt` beside each image.
+
+use std::io::{Stdout, Write};
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use takarir_server::error::Problem;
+use takarir_server::service::captioning::CaptionOut;
+use takarir_server::service::jobs::records::{CsvWriter, ItemRecord};
+
+/// Output format.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// One file's JSON record.
+#[derive(Serialize)]
+struct Record<'a> {
+    file: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    captions: Option<Vec<CaptionJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CaptionJson<'a> {
+    text: &'a str,
+    lang: &'a str,
+    score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<&'a [u32]>,
+}
+
+/// The problem of a file that cannot be read.
+pub fn unreadable(e: &str) -> Problem {
+    Problem {
+        kind: "urn:takarir:problem:unreadable_file".into(),
+        title: "Unreadable file".into(),
+        status: 400,
+        detail: e.to_string(),
+        code: "unreadable_file".into(),
+        request_id: String::new(),
+    }
+}
+
+/// The results written so far.
+pub struct Output {
+    format: OutputFormat,
+    sidecar: bool,
+    tokens: bool,
+    out: Stdout,
+    csv: Option<CsvWriter<Stdout>>,
+    json: Vec<serde_json::Value>,
+    failed: usize,
+}
+
+impl Output {
+    /// Starts the output (the CSV header).
+    pub fn new(format: OutputFormat, sidecar: bool, tokens: bool) -> anyhow::Result<Output> {
+        let csv = match format {
+            OutputFormat::Csv => Some(CsvWriter::new(std::io::stdout())?),
+            _ => None,
+        };
+        Ok(Output {
+            format,
+            sidecar,
+            tokens,
+            out: std::io::stdout(),
+            csv,
+            json: Vec::new(),
+            failed: 0,
+        })
+    }
+
+    /// Writes one file's result: `path` is the image, `r.file` its name in the output.
+    pub fn record(&mut self, path: &Path, r: &ItemRecord) -> anyhow::Result<()> {
+        let file = r.file.as_str();
+        if let Some(e) = &r.error {
+            self.failed += 1;
+            eprintln!("error: {file}: {} ({})", e.detail, e.code);
+        } else if self.sidecar {
+            if let Some(best) = r.caption_list().first() {
+                let side = path.with_extension("txt");
+                if let Err(e) = std::fs::write(&side, format!("{}\n", best.text)) {
+                    self.failed += 1;
+                    eprintln!("error: {}: {e}", side.display());
+                }
+            }
+        }
+        if let Some(csv) = &mut self.csv {
+            csv.write(r)?;
+            return Ok(());
+        }
+        let mut out = self.out.lock();
+        match self.format {
+            OutputFormat::Text => {
+                for c in r.caption_list() {
+                    writeln!(out, "{file}\t{}", c.text)?;
+                }
+            }
+            OutputFormat::Jsonl => writeln!(out, "{}", serde_json::to_string(&self.json_of(r))?)?,
+            OutputFormat::Json => self.json.push(serde_json::to_value(self.json_of(r))?),
+            OutputFormat::Csv => {}
+        }
+        Ok(())
+    }
+
+    fn json_of<'a>(&self, r: &'a ItemRecord) -> Record<'a> {
+        let caption = |c: &'a CaptionOut| CaptionJson {
+            text: &c.text,
+            lang: &c.lang,
+            score: c.score,
+            tokens: self.tokens.then_some(c.tokens.as_slice()),
+        };
+        Record {
+            file: &r.file,
+            captions: r
+                .captions
+                .as_ref()
+                .map(|cs| cs.iter().map(caption).collect()),
+            width: r.image.as_ref().map(|i| i.width),
+            height: r.image.as_ref().map(|i| i.height),
+            format: r.image.as_ref().map(|i| i.format.as_str()),
+            error: r
+                .error
+                .as_ref()
+                .map(|e| format!("{} ({})", e.detail, e.code)),
+        }
+    }
+
+    /// Ends the output (the JSON array); the exit code: 1 if any file failed.
+    pub fn finish(mut self) -> anyhow::Result<i32> {
+        if let Some(csv) = self.csv.take() {
+            csv.finish()?.flush()?;
+        }
+        if self.format == OutputFormat::Json {
+            writeln!(self.out, "{}", serde_json::to_string_pretty(&self.json)?)?;
+        }
+        Ok(if self.failed > 0 { 1 } else { 0 })
+    }
+
+    /// Counts a failure reported elsewhere (a file that could not be sent).
+    pub fn count_failure(&mut self) {
+        self.failed += 1;
+    }
+}
+
+/// A progress bar on standard error for `n` files (hidden for three or fewer).
+pub fn progress(n: usize) -> ProgressBar {
+    let target = if n <= 3 {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(n as u64), target);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} ETA {eta}")
+            .expect("valid template"),
+    );
+    bar
+}

@@ -1,0 +1,261 @@
+//! The caption page (`GET /`, and `POST /`, the form without JavaScript), the privacy and
+//! contact pages, the language switch and the compiled-in assets.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::http::extract::{
+    caption_caller, client_ip, cookie_defaults, credentials, discard_unread, read_submission, Ctx,
+};
+use crate::http::web::{render, with_error};
+use crate::i18n::{query_param, Lang};
+use crate::options::{CaptionOptions, OptionDefaults};
+use crate::service::accounts::auth::{authenticate, caption_auth};
+use crate::service::accounts::caption_defaults;
+use crate::service::captioning::{caption_and_record, Gps, ImageResult};
+use crate::service::privacy::policy::pending_for;
+use crate::state::AppState;
+
+const APP_JS: &str = include_str!("../../../static/app.js");
+const APP_CSS: &str = include_str!("../../../static/app.css");
+
+/// One image's result on the page.
+#[derive(Serialize)]
+struct ResultView {
+    filename: Option<String>,
+    captions: Vec<CaptionView>,
+    width: u32,
+    height: u32,
+    format: String,
+    camera: Option<String>,
+    date_taken: Option<String>,
+    gps_present: bool,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CaptionView {
+    text: String,
+    lang: String,
+}
+
+impl ResultView {
+    fn of(r: ImageResult, lang: Lang) -> ResultView {
+        match r.outcome {
+            Ok(c) => ResultView {
+                filename: r.filename,
+                captions: c
+                    .captions
+                    .into_iter()
+                    .map(|c| CaptionView {
+                        text: c.text,
+                        lang: c.lang,
+                    })
+                    .collect(),
+                width: c.image.width,
+                height: c.image.height,
+                format: c.image.format,
+                camera: c.metadata.camera,
+                date_taken: c.metadata.date_taken,
+                gps_present: c.metadata.gps == Gps::Present,
+                error: None,
+            },
+            Err(e) => ResultView {
+                filename: r.filename,
+                captions: vec![],
+                width: 0,
+                height: 0,
+                format: String::new(),
+                camera: None,
+                date_taken: None,
+                gps_present: false,
+                error: Some(e.messages(lang).1),
+            },
+        }
+    }
+}
+
+/// The form's selected options.
+#[derive(Serialize)]
+struct Selected {
+    sel_lang: &'static str,
+    sel_style: &'static str,
+    sel_alternatives: u8,
+    sel_gender_neutral: bool,
+}
+
+impl Selected {
+    fn of_defaults(d: &OptionDefaults) -> Selected {
+        Selected {
+            sel_lang: d.lang.map(|l| l.as_str()).unwrap_or_default(),
+            sel_style: d.style.map(|s| s.as_str()).unwrap_or_default(),
+            sel_alternatives: d.alternatives.unwrap_or(1),
+            sel_gender_neutral: false,
+        }
+    }
+
+    fn of_options(o: &CaptionOptions) -> Selected {
+        Selected {
+            sel_lang: o.lang.map(|l| l.as_str()).unwrap_or_default(),
+            sel_style: o.style.as_str(),
+            sel_alternatives: o.alternatives,
+            sel_gender_neutral: o.gender_neutral,
+        }
+    }
+}
+
+/// `GET /`: the upload form.
+pub async fn index(State(state): State<AppState>, ctx: Ctx, req: Request) -> Response {
+    let creds = credentials(req.headers());
+    let auth = authenticate(&state, &creds).await.ok().flatten();
+    let defaults = caption_defaults(&state, auth.as_ref(), cookie_defaults(req.headers()))
+        .await
+        .unwrap_or_default();
+    let notice = match &auth {
+        Some(a) => pending_for(&state, a.user.id).await.ok().flatten(),
+        None => None,
+    };
+    let selected = minijinja::Value::from_serialize(Selected::of_defaults(&defaults));
+    render(
+        &state,
+        "index.html",
+        ctx.lang(),
+        "/",
+        context! {
+            csrf => auth.as_ref().and_then(|a| a.csrf().map(str::to_owned)),
+            signed_in => auth.is_some(),
+            policy_notice => notice,
+            ..selected
+        },
+    )
+}
+
+/// `POST /`: the form without JavaScript; answers with the page and the captions.
+pub async fn submit(State(state): State<AppState>, ctx: Ctx, req: Request) -> Response {
+    let lang = ctx.lang();
+    let mut form = CaptionOptions::default();
+    let mut csrf = None;
+    // Held until the body is read, so that a refusal before then can drain it.
+    let mut unread = Some(req);
+    let outcome = async {
+        let req = unread.as_ref().expect("body not yet read");
+        let ip = client_ip(req, state.config().trust_forwarded_for);
+        let caller = caption_caller(&state, ip, req.headers()).await?;
+        let (signed_in, creds, cookie) = (caller.signed_in, caller.creds, caller.cookie);
+        csrf = signed_in.as_ref().and_then(|a| a.csrf().map(str::to_owned));
+        let permit = state.queue_permit()?;
+        let sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
+        let sent = creds.csrf.as_deref().or(sub.field("csrf"));
+        let auth = caption_auth(signed_in, sent)?;
+        let defaults = caption_defaults(&state, auth.as_ref(), cookie).await?;
+        let opts = sub.options_under(&defaults)?;
+        form = opts.clone();
+        let user = auth.as_ref().map(|a| &a.user);
+        caption_and_record(&state, permit, sub.uploads, &opts, user).await
+    }
+    .await;
+    if let Some(req) = unread {
+        discard_unread(&state, req, state.config().body_limit()).await;
+    }
+    let selected = minijinja::Value::from_serialize(Selected::of_options(&form));
+    match outcome {
+        Ok(results) => {
+            let views: Vec<ResultView> = results
+                .into_iter()
+                .map(|r| ResultView::of(r, lang))
+                .collect();
+            render(
+                &state,
+                "index.html",
+                lang,
+                "/",
+                context! { results => views, csrf => csrf, ..selected },
+            )
+        }
+        Err(e) => {
+            let (title, detail) = e.messages(lang);
+            let page = render(
+                &state,
+                "index.html",
+                lang,
+                "/",
+                context! {
+                    error_title => title, error_detail => detail, error_code => e.code(),
+                    csrf => csrf, ..selected
+                },
+            );
+            with_error(page, &e)
+        }
+    }
+}
+
+/// `GET /privacy`.
+pub async fn privacy(State(state): State<AppState>, ctx: Ctx) -> Response {
+    render(&state, "privacy.html", ctx.lang(), "/privacy", context! {})
+}
+
+/// `GET /contact`.
+pub async fn contact(State(state): State<AppState>, ctx: Ctx) -> Response {
+    render(&state, "contact.html", ctx.lang(), "/contact", context! {})
+}
+
+/// `GET /lang/{id|en}?next=/path`: remembers the interface language in a cookie and goes back.
+pub async fn set_lang(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    req: Request,
+) -> Response {
+    let Some(lang) = Lang::parse(&code).filter(|_| code.len() == 2) else {
+        return ApiError::NotFound.into_response();
+    };
+    let next = query_param(req.uri(), "next")
+        .filter(|n| {
+            n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control)
+        })
+        .unwrap_or_else(|| "/".into());
+    let secure = if state.config().tls() { "; Secure" } else { "" };
+    let cookie = format!(
+        "lang={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}",
+        lang.code()
+    );
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&next) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /static/app.js`.
+pub async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// `GET /static/app.css`.
+pub async fn app_css() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
+}

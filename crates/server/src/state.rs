@@ -1,0 +1,235 @@
+//! The service's shared state: configuration, the model, storage, the bounded inference and
+//! upload queues, the rate limiter, metrics, the mailer, sign-in counters and the policy
+//! versions. Nothing here knows about HTTP; the routes in [`crate::http`] and the use cases in
+//! [`crate::service`] both work through it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use takarir_engine::{Captioner, CaptionerOptions};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::mail::Mailer;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::ratelimit::RateLimiter;
+use crate::service::accounts::throttle::LoginThrottle;
+use crate::storage::Storage;
+
+/// Shared state, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServerConfig,
+    captioner: Arc<Captioner>,
+    storage: Storage,
+    node_id: String,
+    job_signal: Notify,
+    queue: Arc<Semaphore>,
+    uploads: Arc<Semaphore>,
+    limiter: RateLimiter,
+    metrics: Metrics,
+    started: Instant,
+    mailer: Mailer,
+    login_throttle: LoginThrottle,
+    policy: Policy,
+}
+
+impl AppState {
+    /// State around an already loaded model and opened storage.
+    ///
+    /// Panics on an invalid `smtp_url`, `mail_from` or `policy_file`; [`AppState::load`]
+    /// reports those as errors first.
+    pub fn new(config: ServerConfig, captioner: Arc<Captioner>, storage: Storage) -> Self {
+        let metrics = Metrics::new();
+        metrics.queue_capacity.set(config.queue_capacity as i64);
+        metrics
+            .model_load_seconds
+            .set(captioner.info().load_ms / 1000.0);
+        AppState {
+            inner: Arc::new(Inner {
+                queue: Arc::new(Semaphore::new(config.queue_capacity)),
+                uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
+                limiter: RateLimiter::new(config.rate_limit_per_minute),
+                started: Instant::now(),
+                mailer: Mailer::new(&config).expect("valid smtp_url and mail_from"),
+                login_throttle: LoginThrottle::new(
+                    config.login_failures_per_account,
+                    config.login_failures_per_client,
+                ),
+                policy: load_policy(&config).expect("valid policy_file"),
+                metrics,
+                captioner,
+                storage,
+                node_id: node_id(),
+                job_signal: Notify::new(),
+                config,
+            }),
+        }
+    }
+
+    /// Opens the storage, loads the configured model (on a blocking thread) and builds the state.
+    pub async fn load(config: ServerConfig) -> anyhow::Result<Self> {
+        Mailer::new(&config)?;
+        load_policy(&config)?;
+        let storage = Storage::open(&config).await?;
+        let mut opts = CaptionerOptions::new(config.model.clone());
+        if let Some(t) = config.threads {
+            opts.threads = t;
+        }
+        opts.limits = config.image_limits();
+        let model = config.model.clone();
+        let captioner = tokio::task::spawn_blocking(move || Captioner::load(&opts))
+            .await?
+            .with_context(|| format!("loading model {model}"))?;
+        tracing::info!(
+            model = %captioner.info().name,
+            load_ms = captioner.info().load_ms,
+            "model loaded"
+        );
+        Ok(AppState::new(config, Arc::new(captioner), storage))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The model.
+    pub fn captioner(&self) -> &Arc<Captioner> {
+        &self.inner.captioner
+    }
+
+    /// The database and object store.
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// The database.
+    pub fn db(&self) -> &takarir_store::Db {
+        &self.inner.storage.db
+    }
+
+    /// This process's name in job leases: unique per start.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Wakes this node's idle job workers.
+    pub fn notify_jobs(&self) {
+        self.inner.job_signal.notify_waiters();
+    }
+
+    /// Resolves when this node receives a job.
+    pub async fn jobs_notified(&self) {
+        self.inner.job_signal.notified().await
+    }
+
+    /// The account mailer.
+    pub fn mailer(&self) -> &Mailer {
+        &self.inner.mailer
+    }
+
+    /// Failed sign-in counters.
+    pub fn login_throttle(&self) -> &LoginThrottle {
+        &self.inner.login_throttle
+    }
+
+    /// Privacy-policy versions.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// Metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Seconds since start.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// Places in the queue in use.
+    pub fn queue_in_use(&self) -> usize {
+        self.inner.config.queue_capacity - self.inner.queue.available_permits()
+    }
+
+    /// A place in the inference queue, or 503 at once when it is full.
+    pub fn queue_permit(&self) -> Result<QueuePermit, ApiError> {
+        match self.inner.queue.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let depth = self.inner.metrics.queue_depth.clone();
+                depth.inc();
+                Ok(QueuePermit {
+                    _permit: permit,
+                    depth,
+                })
+            }
+            Err(_) => Err(self.busy()),
+        }
+    }
+
+    /// Forgets rate-limit buckets that have refilled.
+    pub fn prune_rate_limits(&self) {
+        self.inner.limiter.prune();
+    }
+
+    /// A place among the requests receiving their body, or 503 at once when all are taken.
+    pub fn upload_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.inner
+            .uploads
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| self.busy())
+    }
+
+    fn busy(&self) -> ApiError {
+        self.inner.metrics.busy.inc();
+        ApiError::Busy { retry_after: 5 }
+    }
+
+    /// Takes a rate-limit token for the client, or 429.
+    pub fn rate_limit(&self, ip: std::net::IpAddr) -> Result<(), ApiError> {
+        self.inner.limiter.check(ip).map_err(|retry_after| {
+            self.inner.metrics.rate_limited.inc();
+            ApiError::RateLimited { retry_after }
+        })
+    }
+}
+
+/// A lease owner name unique to this process start: process id plus random bits.
+fn node_id() -> String {
+    let mut b = [0u8; 6];
+    rand::fill(&mut b);
+    format!("node-{}-{}", std::process::id(), hex::encode(b))
+}
+
+fn load_policy(config: &ServerConfig) -> anyhow::Result<Policy> {
+    match &config.policy_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Policy::parse(&text).with_context(|| format!("parsing {}", path.display()))
+        }
+        None => Ok(Policy::built_in()),
+    }
+}
+
+/// A place in the inference queue; freed on drop.
+pub struct QueuePermit {
+    _permit: OwnedSemaphorePermit,
+    depth: prometheus::IntGauge,
+}
+
+impl Drop for QueuePermit {
+    fn drop(&mut self) {
+        self.depth.dec();
+    }
+}
