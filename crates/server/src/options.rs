@@ -157,11 +157,21 @@ spelled!(
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Feature {
-    /// Captions (the only output today).
+    /// Captions, grounded in what the detector and the tagger see.
     Caption,
+    /// Detected objects: class in English and Indonesian, confidence, box.
+    Objects,
+    /// Everyday tags for what the photo shows, in English and Indonesian.
+    Tags,
 }
 
-spelled!(Feature, "caption", Caption = "caption");
+spelled!(
+    Feature,
+    "caption, objects, tags",
+    Caption = "caption",
+    Objects = "objects",
+    Tags = "tags"
+);
 
 /// The outputs a request asks for: never empty; `caption` by default. As text, a
 /// comma-separated list (`features=caption`); as JSON, an array.
@@ -216,7 +226,7 @@ impl TryFrom<Vec<Feature>> for Features {
 
     fn try_from(v: Vec<Feature>) -> Result<Self, BadValue> {
         if v.is_empty() {
-            return Err(BadValue::new("", "at least one of caption"));
+            return Err(BadValue::new("", "at least one of caption, objects, tags"));
         }
         Ok(Features(v.into_iter().collect()))
     }
@@ -282,7 +292,7 @@ pub struct CaptionOptions {
     pub alternatives: u8,
     /// Rewrite gendered person words (man, woman, pria, wanita, ...) to neutral ones.
     pub gender_neutral: bool,
-    /// Outputs to produce (`caption` only, for now).
+    /// Outputs to produce: any of `caption` (default), `objects`, `tags`.
     pub features: Features,
 }
 
@@ -379,26 +389,28 @@ impl CaptionOptions {
 
     /// Engine settings for one language.
     pub fn engine_options(&self, lang: &str) -> takarir_engine::CaptionOptions {
+        // `sentence` is the model's own decoding (generation_config.json), the one its
+        // measured figures (`takarir eval`) are for.
         let (beams, max_tokens, length_penalty, min_tokens) = match self.style {
-            Style::Short => (3, 20, 1.0, None),
-            Style::Sentence => (3, 30, 1.0, None),
-            Style::Detailed => (5, 50, 1.5, Some(8)),
+            Style::Short => (Some(3), Some(20), Some(1.0), None),
+            Style::Sentence => (None, None, None, None),
+            Style::Detailed => (Some(5), Some(50), Some(1.5), Some(8)),
         };
         let alternatives = usize::from(self.alternatives);
         let (beams, returned) = if alternatives > 1 {
             // Ask for more than needed: duplicates are dropped after post-processing.
-            let b = beams.max((2 * alternatives).min(10));
-            (b, b)
+            let b = beams.unwrap_or(3).max((2 * alternatives).min(10));
+            (Some(b), Some(b))
         } else {
-            (beams, 1)
+            (beams, Some(1))
         };
         takarir_engine::CaptionOptions {
             lang: Some(lang.to_string()),
-            num_beams: Some(beams),
-            max_new_tokens: Some(max_tokens),
+            num_beams: beams,
+            max_new_tokens: max_tokens,
             min_new_tokens: min_tokens,
-            length_penalty: Some(length_penalty),
-            num_return_sequences: Some(returned),
+            length_penalty,
+            num_return_sequences: returned,
             no_repeat_ngram_size: Some(3),
             ..takarir_engine::CaptionOptions::default()
         }

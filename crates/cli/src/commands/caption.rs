@@ -158,6 +158,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 Err(e) => BatchItem {
                     filename: None,
                     captions: None,
+                    objects: None,
+                    tags: None,
                     image: None,
                     metadata: None,
                     error: Some(unreadable(e)),

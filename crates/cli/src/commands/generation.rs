@@ -2,7 +2,7 @@
 //! the engine's decoding flags (`caption` on top of those options, `eval` on its own).
 
 use takarir_engine::CaptionOptions;
-use takarir_server::options::{CaptionOptions as Options, LangChoice, Style};
+use takarir_server::options::{CaptionOptions as Options, Features, LangChoice, Style};
 
 /// Decoding flags of the engine; unset ones keep the chosen defaults.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -40,6 +40,9 @@ pub struct DecodingArgs {
     /// Sampling seed
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The model's own captions, not checked against the detector and the tagger (to compare)
+    #[arg(long)]
+    pub ungrounded: bool,
 }
 
 impl DecodingArgs {
@@ -56,6 +59,7 @@ impl DecodingArgs {
             || self.top_k.is_some()
             || self.top_p.is_some()
             || self.seed.is_some()
+            || self.ungrounded
     }
 
     /// Sets the flags given on `o`. With `--beams`, as many sequences are returned as there
@@ -85,6 +89,7 @@ impl DecodingArgs {
         set(&mut o.top_k, self.top_k);
         set(&mut o.top_p, self.top_p);
         set(&mut o.seed, self.seed);
+        set(&mut o.grounded, self.ungrounded.then_some(false));
     }
 }
 
@@ -119,7 +124,7 @@ impl GenerationArgs {
             top_p: d.top_p,
             seed: d.seed,
             early_stopping: None,
-            grounded: None,
+            grounded: d.ungrounded.then_some(false),
         }
     }
 }
@@ -140,6 +145,9 @@ pub struct OptionArgs {
     /// Rewrite gendered person words (man, woman, pria, wanita, ...) to neutral ones
     #[arg(long)]
     pub gender_neutral: bool,
+    /// What to compute, comma-separated: caption, objects, tags [default: caption]
+    #[arg(long, value_name = "LIST")]
+    pub features: Option<Features>,
 }
 
 impl OptionArgs {
@@ -150,6 +158,9 @@ impl OptionArgs {
         o.style = self.style.unwrap_or(o.style);
         o.alternatives = self.alternatives.unwrap_or(o.alternatives);
         o.gender_neutral = self.gender_neutral;
+        if let Some(f) = &self.features {
+            o.features = f.clone();
+        }
         o
     }
 }

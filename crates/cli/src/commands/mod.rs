@@ -13,7 +13,7 @@ pub mod serve;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use takarir_engine::{Captioner, CaptionerOptions};
+use takarir_engine::{Captioner, CaptionerOptions, VisionSource};
 
 /// Model-loading options shared by every subcommand.
 #[derive(clap::Args, Debug, Clone)]
@@ -31,6 +31,10 @@ pub struct ModelArgs {
     /// Path of libonnxruntime.so [default: TAKARIR_ORT_LIB, ORT_DYLIB_PATH, or the project .venv]
     #[arg(long)]
     pub ort_lib: Option<PathBuf>,
+    /// Vision bundle (detector, tagger) for grounded captions, objects and tags [default: the
+    /// model directory's own, when it has one]; `none` turns them off
+    #[arg(long, value_name = "DIR|none", env = "TAKARIR_VISION")]
+    pub vision: Option<String>,
 }
 
 /// `rel` under the working directory or the executable's directory, or one of their ancestors
@@ -70,6 +74,11 @@ impl ModelArgs {
         }
         o.prefer_quantized = self.quantized;
         o.ort_library = self.ort_lib.clone();
+        o.vision = match self.vision.as_deref() {
+            None => VisionSource::Auto,
+            Some("none") => VisionSource::Off,
+            Some(dir) => VisionSource::Dir(PathBuf::from(dir)),
+        };
         Ok(Captioner::load(&o)?)
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use takarir_server::error::Problem;
-use takarir_server::service::captioning::CaptionOut;
+use takarir_server::service::captioning::{CaptionOut, CaptionSource, ObjectOut, TagOut};
 use takarir_server::service::jobs::records::{CsvWriter, ItemRecord};
 
 /// Output format.
@@ -34,6 +34,10 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    objects: Option<&'a [ObjectOut]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [TagOut]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
@@ -43,7 +47,15 @@ struct CaptionJson<'a> {
     lang: &'a str,
     score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
+    confidence: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    needs_review: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<CaptionSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tokens: Option<&'a [u32]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    review_features: Option<&'a [f32]>,
 }
 
 /// The problem of a file that cannot be read.
@@ -125,7 +137,12 @@ impl Output {
             text: &c.text,
             lang: &c.lang,
             score: c.score,
+            confidence: c.confidence,
+            needs_review: c.needs_review,
+            source: c.source,
             tokens: self.tokens.then_some(c.tokens.as_slice()),
+            review_features: (self.tokens && !c.review_features.is_empty())
+                .then_some(c.review_features.as_slice()),
         };
         Record {
             file: &r.file,
@@ -136,6 +153,8 @@ impl Output {
             width: r.image.as_ref().map(|i| i.width),
             height: r.image.as_ref().map(|i| i.height),
             format: r.image.as_ref().map(|i| i.format.as_str()),
+            objects: r.objects.as_deref(),
+            tags: r.tags.as_deref(),
             error: r
                 .error
                 .as_ref()

@@ -18,7 +18,8 @@ use crate::options::{Feature, LangChoice, Style};
 use crate::service::accounts::auth::caption_auth;
 use crate::service::accounts::caption_defaults;
 use crate::service::captioning::{
-    caption_and_record, BatchItem, CaptionOut, CaptionedImage, ImageOut, MetadataOut,
+    caption_and_record, BatchItem, CaptionOut, CaptionedImage, ImageOut, MetadataOut, ObjectOut,
+    TagOut,
 };
 use crate::state::AppState;
 
@@ -37,6 +38,12 @@ pub struct ModelOut {
 pub struct CaptionResponse {
     /// Best first; for `lang=both`, Indonesian then English.
     pub captions: Vec<CaptionOut>,
+    /// Detected objects, when `features` includes `objects`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<ObjectOut>>,
+    /// Tags, when `features` includes `tags`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<TagOut>>,
     /// The model.
     pub model: ModelOut,
     /// Image facts (upright size).
@@ -225,11 +232,15 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
             let r = results.into_iter().next().expect("one result");
             let CaptionedImage {
                 captions,
+                objects,
+                tags,
                 image,
                 metadata,
             } = r.outcome?;
             CaptionAnswer::One(CaptionResponse {
                 captions,
+                objects,
+                tags,
                 model: model_out(&state),
                 image,
                 metadata,

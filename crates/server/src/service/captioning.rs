@@ -37,11 +37,94 @@ pub struct CaptionOut {
     pub text: String,
     /// Language code.
     pub lang: String,
-    /// Model score (higher is better; comparable within one image and language).
+    /// The captioner's raw log-probability score (length-penalised; higher is better;
+    /// comparable within one image and language only). Not a probability: see `confidence`.
     pub score: f32,
+    /// Calibrated chance, 0 to 1, that the caption names no object that is not in the photo
+    /// (from the detector, the tagger and the caption; fitted on dev photos). Absent for models
+    /// without a detector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub confidence: Option<f32>,
+    /// `true` when a person should check the caption before using it as alt text: the
+    /// confidence is low, or the caption names something the detector and tagger do not see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs_review: Option<bool>,
+    /// Where the text comes from: `model` (the captioner), `constrained` (the captioner with
+    /// unseen objects' words forbidden) or `template` (built from the detected objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<CaptionSource>,
     /// The model's token ids (the CLI's parity output; never sent by the service).
     #[serde(skip)]
     pub tokens: Vec<u32>,
+    /// Grounding's review features (the CLI's calibration output; never sent by the service).
+    #[serde(skip)]
+    pub review_features: Vec<f32>,
+}
+
+/// Where a caption's text comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptionSource {
+    /// The captioner's own caption.
+    Model,
+    /// The captioner, decoding again with the words of unseen objects forbidden.
+    Constrained,
+    /// A sentence built from the detected objects.
+    Template,
+}
+
+impl From<takarir_engine::grounding::Source> for CaptionSource {
+    fn from(s: takarir_engine::grounding::Source) -> Self {
+        use takarir_engine::grounding::Source as S;
+        match s {
+            S::Model => CaptionSource::Model,
+            S::Constrained => CaptionSource::Constrained,
+            S::Template => CaptionSource::Template,
+        }
+    }
+}
+
+/// An object the detector found.
+#[derive(Debug, Clone, Serialize, ToSchema, Deserialize)]
+pub struct ObjectOut {
+    /// Class name in English (`cat`, `table`).
+    pub name_en: String,
+    /// Class name in Indonesian (`kucing`, `meja`).
+    pub name_id: String,
+    /// Stable class identifier (one of the 80 COCO classes, e.g. `dining table`).
+    pub class: String,
+    /// Detector score, 0 to 1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub confidence: f32,
+    /// Where: pixels of the upright image.
+    #[serde(rename = "box")]
+    pub bbox: BoxOut,
+}
+
+/// A box in pixels of the upright image.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, Deserialize)]
+pub struct BoxOut {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// A tag: an everyday word for what the photo shows.
+#[derive(Debug, Clone, Serialize, ToSchema, Deserialize)]
+pub struct TagOut {
+    /// English.
+    pub name_en: String,
+    /// Indonesian.
+    pub name_id: String,
+    /// Confidence, 0 to 1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub confidence: f32,
 }
 
 /// The image as decoded (upright).
@@ -82,8 +165,14 @@ pub struct MetadataOut {
 /// A captioned image.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CaptionedImage {
-    /// Best first; for `lang=both`, Indonesian then English.
+    /// Best first; for `lang=both`, Indonesian then English. Empty unless `caption` is asked.
     pub captions: Vec<CaptionOut>,
+    /// Detected objects, best first, when `objects` is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<ObjectOut>>,
+    /// Tags, most confident first, when `tags` is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<TagOut>>,
     /// Image facts.
     pub image: ImageOut,
     /// EXIF summary.
@@ -98,6 +187,12 @@ pub struct BatchItem {
     /// Captions, when the image was captioned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub captions: Option<Vec<CaptionOut>>,
+    /// Detected objects, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<ObjectOut>>,
+    /// Tags, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<TagOut>>,
     /// Image facts, when captioned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOut>,
@@ -121,6 +216,8 @@ impl BatchItem {
             Ok(c) => BatchItem {
                 filename,
                 captions: Some(c.captions),
+                objects: c.objects,
+                tags: c.tags,
                 image: Some(c.image),
                 metadata: Some(c.metadata),
                 error: None,
@@ -128,6 +225,8 @@ impl BatchItem {
             Err(e) => BatchItem {
                 filename,
                 captions: None,
+                objects: None,
+                tags: None,
                 image: None,
                 metadata: None,
                 error: Some(e.problem(lang, request_id)),
@@ -229,7 +328,13 @@ pub fn caption_images(
             o
         })
         .collect();
-    let (results, _timings) = captioner.caption_images_each(images, &per_lang);
+    use crate::options::Feature;
+    let features = takarir_engine::Features {
+        caption: opts.features.contains(Feature::Caption),
+        objects: opts.features.contains(Feature::Objects),
+        tags: opts.features.contains(Feature::Tags),
+    };
+    let (results, _timings) = captioner.analyze_images(images, &per_lang, features);
     results
         .into_iter()
         .map(|r| r.map_err(ApiError::from).map(|ic| convert(ic, opts)))
@@ -259,12 +364,43 @@ fn convert(ic: ImageCaptions, opts: &CaptionOptions) -> CaptionedImage {
                 text,
                 lang,
                 score: c.score,
+                confidence: c.confidence,
+                needs_review: c.needs_review,
+                source: c.source.map(CaptionSource::from),
                 tokens: c.tokens,
+                review_features: c.review_features,
             });
         }
     }
+    let objects = ic.objects.map(|os| {
+        os.into_iter()
+            .map(|o| ObjectOut {
+                name_en: o.name_en,
+                name_id: o.name_id,
+                class: o.class,
+                confidence: o.confidence,
+                bbox: BoxOut {
+                    x: o.bbox[0],
+                    y: o.bbox[1],
+                    width: o.bbox[2],
+                    height: o.bbox[3],
+                },
+            })
+            .collect()
+    });
+    let tags = ic.tags.map(|ts| {
+        ts.into_iter()
+            .map(|t| TagOut {
+                name_en: t.name_en,
+                name_id: t.name_id,
+                confidence: t.confidence,
+            })
+            .collect()
+    });
     CaptionedImage {
         captions,
+        objects,
+        tags,
         image: ImageOut {
             width: ic.width,
             height: ic.height,

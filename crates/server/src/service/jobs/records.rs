@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::Problem;
-use crate::service::captioning::{BatchItem, CaptionOut, ImageOut, MetadataOut};
+use crate::service::captioning::{BatchItem, CaptionOut, ImageOut, MetadataOut, ObjectOut, TagOut};
 
 /// One file's result: captions, or its problem.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -21,6 +21,12 @@ pub struct ItemRecord {
     /// Captions, best first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captions: Option<Vec<CaptionOut>>,
+    /// Detected objects, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<ObjectOut>>,
+    /// Tags, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<TagOut>>,
     /// Image facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOut>,
@@ -39,6 +45,8 @@ impl ItemRecord {
             index,
             file: file.to_string(),
             captions: item.captions,
+            objects: item.objects,
+            tags: item.tags,
             image: item.image,
             metadata: item.metadata,
             error: item.error,
