@@ -125,9 +125,25 @@ fn find_library_in(
     ))
 }
 
+/// Turns off the telemetry compiled into ONNX Runtime's official Linux builds (the PyPI wheel's
+/// library, 1.32.0 included). Without it the library writes a persistent device id and an event
+/// cache under `~/.cache/Microsoft/DeveloperTools/.onnxruntime` and resolves and calls
+/// `mobile.events.data.microsoft.com` from the server (seen with strace); `with_telemetry(false)`
+/// does not stop either. `ORT_DISABLE_TELEMETRY=1`, read when the library starts, does. Takarir
+/// opens no connection its operator did not configure, so the variable is set before the library
+/// is loaded unless the operator has set it (to anything: `0` opts in). Setting it here, once,
+/// before ONNX Runtime exists, races only with threads that read the environment at that moment;
+/// the CLI and the server load the model before they serve anything.
+fn disable_vendor_telemetry() {
+    if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
+        std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
+    }
+}
+
 /// The process-wide ONNX Runtime environment, loading the library on first call.
 pub fn environment(explicit: Option<&Path>) -> Result<&'static Environment> {
     let entry = ENVIRONMENT.get_or_init(|| {
+        disable_vendor_telemetry();
         let lib = find_library(explicit).map_err(|e| e.to_string())?;
         let builder = ort::init_from(&lib)
             .map_err(|e| format!("could not load ONNX Runtime from {}: {e}", lib.display()))?;
