@@ -12,7 +12,9 @@
 #       BUILD_INFO names the glibc it needs, which must not be newer than bookworm's 2.36)
 #   docker run -p 8080:8080 -v takarir-data:/data takarir
 #
-# Podman: add `--format docker` (the OCI image format has no HEALTHCHECK). scripts/container-check
+# Podman: add `--format docker` (the OCI image format has no HEALTHCHECK), and spell out
+# `--build-arg TAKARIR_DIST=source` (buildah 1.28 skips a stage named by an ARG's default value
+# and fails with "dist-source: image not known"). scripts/container-check
 # builds this file with podman and checks the image without a registry or `podman run`.
 ARG RUST_IMAGE=docker.io/library/rust:1-slim-bookworm
 ARG DEBIAN_IMAGE=docker.io/library/debian:bookworm-slim

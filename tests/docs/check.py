@@ -205,7 +205,7 @@ def usage_total(server, opener):
     status, _, body = request("GET", server.base + "/api/v1/me/usage", opener=opener)
     if status != 200:
         fail(f"usage answered {status}: {body[:300]}")
-    return sum(v for v in re.findall(r'"(?:count|captions)":\s*(\d+)', body.decode()) for v in [int(v)])
+    return sum(row["count"] for row in json.loads(body)["usage"])
 
 
 def check_clients(server, snips, work, python):
