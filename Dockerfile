@@ -6,7 +6,7 @@
 #
 #   docker build -t takarir .
 #       compiles from source in the Rust image (needs crates.io and PyPI for the onnxruntime
-#       wheel; about half an hour on two cores)
+#       wheel; the cargo build took 35 minutes on two busy cores)
 #   scripts/release && docker build --build-arg TAKARIR_DIST=release -t takarir .
 #       packs the archive scripts/release left in dist/ instead (built on this machine: its
 #       BUILD_INFO names the glibc it needs, which must not be newer than bookworm's 2.36)
