@@ -46,15 +46,57 @@
     return f.value;
   }
 
+  var uiLang = form.getAttribute("data-ui-lang") || "id";
+  function nameOf(x) { return uiLang === "en" ? x.name_en : x.name_id; }
+  function pct(x) { return Math.round(100 * x) + "%"; }
+
+  // Objects and tags as one line each: "Detected objects: cat (95%), bed (61%)".
+  function labels(cls, head, items) {
+    var p = el("p", "labels " + cls);
+    p.appendChild(el("span", "label-head", head + ":"));
+    var text = items.length ? items.map(function (x) { return nameOf(x) + " (" + pct(x.confidence) + ")"; }).join(", ") : t("none");
+    p.appendChild(document.createTextNode(" " + text));
+    return p;
+  }
+
+  // Boxes over the preview, in percent of the upright image, each labelled with its class.
+  function drawBoxes(li, data) {
+    var wrap = li.querySelector(".preview");
+    if (!wrap || !data.objects || !data.image || !data.image.width) { return; }
+    data.objects.forEach(function (o) {
+      var b = el("span", "box");
+      b.setAttribute("aria-hidden", "true");
+      b.style.left = (100 * o.box.x / data.image.width) + "%";
+      b.style.top = (100 * o.box.y / data.image.height) + "%";
+      b.style.width = (100 * o.box.width / data.image.width) + "%";
+      b.style.height = (100 * o.box.height / data.image.height) + "%";
+      b.appendChild(el("span", "box-label", nameOf(o)));
+      wrap.appendChild(b);
+    });
+  }
+
   function showResult(li, data) {
     var ul = el("ul", "captions");
     (data.captions || []).forEach(function (c) {
-      var item = el("li", "caption", c.text);
+      var item = el("li", "caption" + (c.needs_review ? " review" : ""), c.text);
       item.lang = c.lang;
+      if (c.needs_review) {
+        var note = el("p", "review-note", t("review"));
+        note.lang = uiLang;
+        item.appendChild(note);
+      }
+      if (typeof c.confidence === "number") {
+        var conf = el("p", "confidence", t("confidence") + ": " + pct(c.confidence));
+        conf.lang = uiLang;
+        item.appendChild(conf);
+      }
       item.appendChild(copyButton(c.text));
       ul.appendChild(item);
     });
     li.appendChild(ul);
+    if (data.objects) { li.appendChild(labels("objects", t("objects"), data.objects)); }
+    if (data.tags) { li.appendChild(labels("tags", t("tags"), data.tags)); }
+    drawBoxes(li, data);
     var dl = el("dl", "meta");
     var add = function (k, v) { if (v) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); } };
     if (data.image) { add(t("size"), data.image.width + " × " + data.image.height + " (" + data.image.format + ")"); }
@@ -68,11 +110,13 @@
     var li = el("li", "result");
     li.appendChild(el("p", "filename", file.name || "image"));
     if (window.URL && URL.createObjectURL) {
+      var wrap = el("div", "preview");
       var img = el("img");
       img.alt = t("preview") + (file.name ? ": " + file.name : "");
       img.src = URL.createObjectURL(file);
       img.addEventListener("load", function () { URL.revokeObjectURL(img.src); });
-      li.appendChild(img);
+      wrap.appendChild(img);
+      li.appendChild(wrap);
     }
     var status = el("p", "status", t("uploading"));
     status.setAttribute("role", "status");
@@ -84,7 +128,7 @@
 
     var fd = new FormData();
     fd.append("image", file, file.name || "image");
-    ["lang", "style", "alternatives", "gender_neutral"].forEach(function (n) {
+    ["lang", "style", "alternatives", "gender_neutral", "features"].forEach(function (n) {
       var v = option(n); if (v !== null && v !== "") { fd.append(n, v); }
     });
     var xhr = new XMLHttpRequest();

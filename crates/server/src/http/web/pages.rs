@@ -34,6 +34,8 @@ struct ResultView {
     camera: Option<String>,
     date_taken: Option<String>,
     gps_present: bool,
+    objects: Option<Vec<LabelView>>,
+    tags: Option<Vec<LabelView>>,
     error: Option<String>,
 }
 
@@ -41,6 +43,15 @@ struct ResultView {
 struct CaptionView {
     text: String,
     lang: String,
+    needs_review: bool,
+    confidence: Option<u32>,
+}
+
+/// An object or a tag on the page: its name in the page's language and a percentage.
+#[derive(Serialize)]
+struct LabelView {
+    name: String,
+    percent: u32,
 }
 
 impl ResultView {
@@ -54,8 +65,26 @@ impl ResultView {
                     .map(|c| CaptionView {
                         text: c.text,
                         lang: c.lang,
+                        needs_review: c.needs_review.unwrap_or(false),
+                        confidence: c.confidence.map(percent),
                     })
                     .collect(),
+                objects: c.objects.map(|os| {
+                    os.into_iter()
+                        .map(|o| LabelView {
+                            name: lang.pick(&o.name_id, &o.name_en).to_string(),
+                            percent: percent(o.confidence),
+                        })
+                        .collect()
+                }),
+                tags: c.tags.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| LabelView {
+                            name: lang.pick(&t.name_id, &t.name_en).to_string(),
+                            percent: percent(t.confidence),
+                        })
+                        .collect()
+                }),
                 width: c.image.width,
                 height: c.image.height,
                 format: c.image.format,
@@ -73,10 +102,16 @@ impl ResultView {
                 camera: None,
                 date_taken: None,
                 gps_present: false,
+                objects: None,
+                tags: None,
                 error: Some(e.messages(lang).1),
             },
         }
     }
+}
+
+fn percent(x: f32) -> u32 {
+    (x.clamp(0.0, 1.0) * 100.0).round() as u32
 }
 
 /// The form's selected options.
