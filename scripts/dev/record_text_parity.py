@@ -8,8 +8,10 @@ packages text_scenes.py names.
 
 Writes fixtures/text-parity/NN.webp (lossless, so both readers see identical pixels: the
 backgrounds are the repo's samples/ photos and drawn gradients) and expected.json
-({file: {"phrases": [...placed...], "lines": [{text, confidence, polygon}]}}) with the package's
-default configuration (text_score 0.5), two threads.
+({file: {"phrases": [...placed...], "lines": [{text, confidence, polygon}], "lines_shipped": [...]}})
+with two threads: "lines" with the package's default configuration (text_score 0.5, detector
+short side >= 736), "lines_shipped" with Takarir's shipped settings (text_score 0.8, detector long
+side <= 640: Det.limit_type max, Det.limit_side_len 640).
 """
 import json
 import random
@@ -25,6 +27,18 @@ from text_scenes import PHRASES, draw_scene
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "fixtures" / "text-parity"
 SAMPLES = ["astronaut", "chelsea", "coffee", "rocket"]
+SHIPPED_TEXT_SCORE = 0.8
+SHIPPED_DET_MAX_SIDE = 640
+
+
+def read(engine, path):
+    r = engine(str(path))
+    lines = []
+    if r.boxes is not None and len(r.boxes):
+        for box, txt, score in zip(r.boxes.tolist(), r.txts, r.scores):
+            lines.append({"text": txt, "confidence": round(float(score), 5),
+                          "polygon": [[round(float(x), 3), round(float(y), 3)] for x, y in box]})
+    return lines
 
 
 def drawn_background(rng: random.Random, w=512, h=336) -> Image.Image:
@@ -45,11 +59,14 @@ def drawn_background(rng: random.Random, w=512, h=336) -> Image.Image:
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    engine = RapidOCR(params={
+    common = {
         "EngineConfig.onnxruntime.intra_op_num_threads": 2,
         "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         "Global.log_level": "warning",
-    })
+    }
+    engine = RapidOCR(params=common)
+    shipped = RapidOCR(params={**common, "Global.text_score": SHIPPED_TEXT_SCORE,
+                               "Det.limit_type": "max", "Det.limit_side_len": SHIPPED_DET_MAX_SIDE})
     rng = random.Random(21)
     expected = {}
     n = 0
@@ -62,17 +79,15 @@ def main():
             name = f"{n:02d}.webp"
             img.save(OUT / name, lossless=True, quality=100, method=6)
             n += 1
-            r = engine(str(OUT / name))
-            lines = []
-            if r.boxes is not None and len(r.boxes):
-                for box, txt, score in zip(r.boxes.tolist(), r.txts, r.scores):
-                    lines.append({"text": txt, "confidence": round(float(score), 5),
-                                  "polygon": [[round(float(x), 3), round(float(y), 3)] for x, y in box]})
-            expected[name] = {"phrases": placed, "lines": lines}
+            lines = read(engine, OUT / name)
+            expected[name] = {"phrases": placed, "lines": lines,
+                              "lines_shipped": read(shipped, OUT / name)}
             print(name, [p["text"] for p in placed], "->", [l["text"] for l in lines])
     meta = {"rapidocr": version("rapidocr"), "onnxruntime": version("onnxruntime"),
             "opencv-python-headless": version("opencv-python-headless"), "numpy": version("numpy"),
-            "pyclipper": version("pyclipper"), "text_score": 0.5}
+            "pyclipper": version("pyclipper"), "text_score": 0.5,
+            "shipped": {"text_score": SHIPPED_TEXT_SCORE, "det_limit_type": "max",
+                        "det_limit_side_len": SHIPPED_DET_MAX_SIDE}}
     (OUT / "expected.json").write_text(json.dumps({"reference": meta, "images": expected},
                                                   indent=1, ensure_ascii=False) + "\n")
 

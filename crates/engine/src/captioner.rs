@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::config::{load_generation_config, ModelConfig, PreprocessorConfig};
 use crate::error::{EngineError, Result};
 use crate::generate::{generate, EarlyStopping, GenerationConfig, Hypothesis};
-use crate::image::{decode, preprocess, ImageLimits, ImageMetadata};
+use crate::image::{decode, preprocess, DecodedImage, ImageLimits, ImageMetadata};
 use crate::model::ModelFiles;
 use crate::onnx::OnnxModel;
 
@@ -304,7 +304,12 @@ impl Captioner {
 
     /// Decodes and pre-processes one image (no model work).
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared> {
-        let img = decode(bytes, &self.limits)?;
+        self.prepare_decoded(decode(bytes, &self.limits)?)
+    }
+
+    /// Pre-processes an image decoded with [`crate::image::decode`], for callers that also hand
+    /// the pixels to another reader (the text reader) and decode the file once.
+    pub fn prepare_decoded(&self, img: DecodedImage) -> Result<Prepared> {
         let (pixels, h, w) = preprocess(&img.rgb, &self.preprocessor)?;
         Ok(Prepared {
             pixels,

@@ -16,6 +16,8 @@
 //! 7. reading order: top-left corners by y; a gap of 10 pixels or more starts a new row; rows
 //!    left to right.
 
+use serde::Serialize;
+
 use super::geom::{self, Point};
 
 /// A quadrilateral: top-left, top-right, bottom-right, bottom-left.
@@ -48,14 +50,29 @@ impl Default for DbParams {
     }
 }
 
-/// The reference's `DetPreProcess.resize` with `limit_type: min`: the shorter side is brought
-/// up to `limit_side_len` if below it, then both sides are rounded to multiples of 32 (Python's
-/// `round`, half to even). `None` when a side rounds to zero.
-pub fn input_size(w: u32, h: u32, limit_side_len: u32) -> Option<(u32, u32)> {
-    let ratio = if w.min(h) < limit_side_len {
-        limit_side_len as f64 / w.min(h) as f64
-    } else {
-        1.0
+/// How large the detector's input is (the reference's `limit_type` and `limit_side_len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorSize {
+    /// `limit_type: min`, the package's default with 736: the shorter side is brought up to at
+    /// least this many pixels (a 1-megapixel photo is detected at full size).
+    MinSide(u32),
+    /// `limit_type: max`: the longer side is brought down to at most this many pixels; smaller
+    /// images keep their size.
+    MaxSide(u32),
+}
+
+/// The reference's `DetPreProcess.resize`: the ratio from [`DetectorSize`], then both sides
+/// rounded to multiples of 32 (Python's `round`, half to even). `None` when a side rounds to 0.
+pub fn input_size(w: u32, h: u32, size: DetectorSize) -> Option<(u32, u32)> {
+    let ratio = match size {
+        DetectorSize::MinSide(limit) if w.min(h) < limit => {
+            limit as f64 / if h < w { h } else { w } as f64
+        }
+        DetectorSize::MaxSide(limit) if w.max(h) > limit => {
+            limit as f64 / if h > w { h } else { w } as f64
+        }
+        _ => 1.0,
     };
     let rw = (w as f64 * ratio) as u32;
     let rh = (h as f64 * ratio) as u32;
@@ -235,9 +252,13 @@ mod tests {
 
     #[test]
     fn input_size_rounds_to_multiples_of_32() {
-        assert_eq!(input_size(1224, 816, 736), Some((1216, 832)));
-        assert_eq!(input_size(640, 427, 736), Some((1088, 736)));
-        assert_eq!(input_size(300, 40, 736), Some((5504, 736)));
+        let min = DetectorSize::MinSide(736);
+        assert_eq!(input_size(1224, 816, min), Some((1216, 832)));
+        assert_eq!(input_size(640, 427, min), Some((1088, 736)));
+        assert_eq!(input_size(300, 40, min), Some((5504, 736)));
+        let max = DetectorSize::MaxSide(640);
+        assert_eq!(input_size(1224, 816, max), Some((640, 416)));
+        assert_eq!(input_size(500, 375, max), Some((512, 384)));
     }
 
     #[test]

@@ -14,8 +14,10 @@
 //! 1. bound the image: a long side over 2000 px is brought down to 2000, a short side under
 //!    30 px up to 30 (sides rounded to multiples of 32 when resized);
 //! 2. pad very flat images (height ≤ 30 or width/height > 8) with black bands above and below;
-//! 3. detect ([`db`]): resize so the short side is at least 736 (multiples of 32), normalise
-//!    to [-1, 1] in BGR order, run the detector, DB post-processing, reading order;
+//! 3. detect ([`db`]): resize so the short side is at least 736 (the package's default) or the
+//!    long side at most 640 (the shipped setting, [`DEFAULT_DETECTOR_SIZE`], about four times
+//!    less work on a 1-megapixel photo), in multiples of 32; normalise to [-1, 1] in BGR order,
+//!    run the detector, DB post-processing, reading order;
 //! 4. crop each box with a perspective warp (bicubic, replicated borders); crops at least 1.5×
 //!    taller than wide are turned a quarter counter-clockwise;
 //! 5. orientation: crops sorted by aspect ratio, batches of 6 at 48×192; a crop classified 180°
@@ -24,7 +26,9 @@
 //!    widest ratio (at least 320/48), right-padded with zeros; greedy CTC (argmax, repeats
 //!    merged, blanks dropped); confidence = mean probability of the kept characters;
 //! 7. boxes back to the original image; lines with empty text or a confidence under the
-//!    threshold (the reference's `text_score`, 0.5) are dropped.
+//!    threshold (the reference's `text_score`, 0.5; shipped 0.8) are dropped, and, in the
+//!    shipped settings, lines with letters of scripts other than Latin or with fewer than two
+//!    letters or digits ([`is_latin_line`]).
 //!
 //! Pixel operations are OpenCV's, re-implemented bit for bit where it matters ([`cv`],
 //! [`geom`]): the detector and recogniser see the bytes they see in Python.
@@ -53,6 +57,7 @@ use serde::Serialize;
 
 use crate::error::{EngineError, Result};
 use crate::image::{decode, ImageLimits};
+pub use db::DetectorSize;
 use db::{DbParams, Quad};
 
 pub use compose::{compose_caption, Layout};
@@ -75,7 +80,12 @@ const MIN_SIDE: u32 = 30;
 const MAX_SIDE: u32 = 2000;
 const PAD_MIN_HEIGHT: u32 = 30;
 const PAD_WIDTH_HEIGHT_RATIO: f64 = 8.0;
-const DET_LIMIT_SIDE: u32 = 736;
+/// The reference's detector input rule (`limit_type: min`, `limit_side_len: 736`); the parity
+/// fixture is recorded with it.
+pub const REFERENCE_DETECTOR_SIZE: DetectorSize = DetectorSize::MinSide(736);
+/// The shipped detector input rule (see `models/text/MODEL_CARD.md` for what it costs and
+/// gives).
+pub const DEFAULT_DETECTOR_SIZE: DetectorSize = DetectorSize::MaxSide(640);
 const CLS_SHAPE: (usize, usize) = (48, 192);
 const CLS_BATCH: usize = 6;
 const CLS_THRESH: f32 = 0.9;
@@ -96,6 +106,12 @@ pub struct TextReaderOptions {
     pub limits: ImageLimits,
     /// Lines read with a lower confidence are left out.
     pub min_confidence: f32,
+    /// The detector's input size rule.
+    pub detector_size: DetectorSize,
+    /// Keep only lines a reader of Indonesian and English can use ([`is_latin_line`]): no
+    /// letters of other scripts (the recogniser also knows CJK, which on photos without
+    /// writing is its usual false reading), at least two letters or digits.
+    pub latin_only: bool,
 }
 
 impl TextReaderOptions {
@@ -109,6 +125,19 @@ impl TextReaderOptions {
             ort_library: None,
             limits: ImageLimits::default(),
             min_confidence: DEFAULT_MIN_CONFIDENCE,
+            detector_size: DEFAULT_DETECTOR_SIZE,
+            latin_only: true,
+        }
+    }
+
+    /// The Python package's settings (threshold 0.5, detector short side ≥ 736): what the
+    /// parity fixture is recorded with.
+    pub fn reference(dir: impl Into<PathBuf>) -> Self {
+        TextReaderOptions {
+            min_confidence: REFERENCE_MIN_CONFIDENCE,
+            detector_size: REFERENCE_DETECTOR_SIZE,
+            latin_only: false,
+            ..TextReaderOptions::new(dir)
         }
     }
 }
@@ -259,6 +288,8 @@ pub struct TextReader {
     charset: Vec<String>,
     limits: ImageLimits,
     min_confidence: f32,
+    detector_size: DetectorSize,
+    latin_only: bool,
     db: DbParams,
     info: TextModelInfo,
 }
@@ -321,6 +352,8 @@ impl TextReader {
             charset,
             limits: opts.limits,
             min_confidence: opts.min_confidence,
+            detector_size: opts.detector_size,
+            latin_only: opts.latin_only,
             db: DbParams::default(),
             info,
         })
@@ -388,7 +421,10 @@ impl TextReader {
         let mut lines = Vec::new();
         for ((quad, row), (text, confidence, word_confidences)) in quads.iter().zip(rows).zip(read)
         {
-            if text.trim().is_empty() || confidence < self.min_confidence {
+            if text.trim().is_empty()
+                || confidence < self.min_confidence
+                || (self.latin_only && !is_latin_line(&text))
+            {
                 continue;
             }
             let polygon = quad.map(|[x, y]| {
@@ -421,7 +457,7 @@ impl TextReader {
     /// Detector input, run and DB post-processing: boxes in `img`'s coordinates.
     fn detect(&self, img: &RgbImage) -> Result<Vec<(Quad, f64)>> {
         let (w, h) = img.dimensions();
-        let Some((dw, dh)) = db::input_size(w, h, DET_LIMIT_SIDE) else {
+        let Some((dw, dh)) = db::input_size(w, h, self.detector_size) else {
             return Ok(vec![]);
         };
         let resized = cv::resize_linear(img, dw, dh);
@@ -682,6 +718,19 @@ fn ctc_decode(
     (text, ((mean * 1e5).round() / 1e5) as f32, words)
 }
 
+/// Whether a line is of use to a reader of Latin-script languages: every letter Latin (Basic
+/// Latin, Latin-1, Latin Extended-A/B, Latin Extended Additional), at least two letters or
+/// digits.
+pub fn is_latin_line(text: &str) -> bool {
+    let latin = |c: char| {
+        matches!(c as u32, 0x41..=0x5A | 0x61..=0x7A | 0xC0..=0x24F | 0x1E00..=0x1EFF)
+            && c != '×'
+            && c != '÷'
+    };
+    text.chars().all(|c| !c.is_alphabetic() || latin(c))
+        && text.chars().filter(|c| c.is_alphanumeric()).count() >= 2
+}
+
 /// The whole text: a row's lines joined by spaces, rows by newlines.
 fn join_rows(lines: &[TextLine]) -> String {
     let mut out = String::new();
@@ -734,6 +783,22 @@ mod tests {
         assert_eq!(words, vec![0.7, 0.55]);
         let (text, conf, words) = ctc_decode(&steps(&[(0, 0.9)]), 1, 5, &charset());
         assert_eq!((text.as_str(), conf, words.len()), ("", 0.0, 0));
+    }
+
+    #[test]
+    fn latin_lines() {
+        for t in [
+            "JALAN DITUTUP",
+            "Kopi Susu Gula Aren",
+            "Ñandú 24",
+            "Hà Nội",
+            "28",
+        ] {
+            assert!(is_latin_line(t), "{t}");
+        }
+        for t in ["七", "信LG", "H", "Москва", "-", ""] {
+            assert!(!is_latin_line(t), "{t}");
+        }
     }
 
     #[test]
