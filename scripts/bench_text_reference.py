@@ -2,7 +2,7 @@
 photos with the same thread count, timed the same way (end to end from the file path, after a
 warm-up). Needs an interpreter with rapidocr installed (a dev venv, not the project's .venv):
 
-    python bench_text_reference.py --threads 2 --runs 20 photo.jpg [...]
+    python bench_text_reference.py --threads 2 --runs 20 [--det-max-side 640 --text-score 0.8] photo.jpg [...]
 
 Prints JSON: {"p50_ms", "p95_ms", "lines", "version"}.
 """
@@ -16,15 +16,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--det-max-side", type=int, help="Det.limit_type max with this side (Takarir's shipped setting)")
+    ap.add_argument("--text-score", type=float, default=0.5)
     ap.add_argument("images", nargs="+")
     a = ap.parse_args()
     from rapidocr import RapidOCR
 
-    engine = RapidOCR(params={
+    params = {
         "EngineConfig.onnxruntime.intra_op_num_threads": a.threads,
         "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         "Global.log_level": "warning",
-    })
+        "Global.text_score": a.text_score,
+    }
+    if a.det_max_side:
+        params.update({"Det.limit_type": "max", "Det.limit_side_len": a.det_max_side})
+    engine = RapidOCR(params=params)
     for img in a.images:
         engine(img)
     times, lines = [], 0

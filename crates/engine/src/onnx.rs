@@ -25,11 +25,7 @@ fn ort_err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Inference(e.to_string())
 }
 
-pub(crate) fn open(
-    env: &ort::environment::Environment,
-    path: &Path,
-    threads: usize,
-) -> Result<Session> {
+fn open(env: &ort::environment::Environment, path: &Path, threads: usize) -> Result<Session> {
     let load = |e: String| EngineError::model(path, format!("cannot load ONNX graph: {e}"));
     Session::builder(env)
         .map_err(|e| load(e.to_string()))?

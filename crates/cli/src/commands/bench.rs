@@ -9,7 +9,7 @@
 //! `--text` adds text reading (`models/text`): decode + detect + orient + recognise, end to end
 //! p50/p95 at batch 1 on a photo of about one megapixel with a few lines
 //! (`fixtures/text-bench/signs-1mp.jpg`), and, with `--text-python`, the `rapidocr` package on
-//! the same photo with the same threads (`scripts/bench_text_reference.py`). The text reader is
+//! the same photo with the same threads and settings (`scripts/bench_text_reference.py`). The text reader is
 //! loaded after the captioning figures are taken, so they are those of captioning alone.
 
 use std::path::{Path, PathBuf};
@@ -227,7 +227,7 @@ fn bench_threads(args: &Args) -> usize {
 /// Text reading figures: load time, stage means, end-to-end p50/p95 from the file bytes, lines
 /// read, and the Python `rapidocr` reference when an interpreter is given.
 fn text_bench(args: &Args, threads: usize) -> anyhow::Result<Value> {
-    use takarir_engine::text::{TextReader, TextReaderOptions};
+    use takarir_engine::text::{DetectorSize, TextReader, TextReaderOptions};
     let dir = match &args.text_model {
         Some(d) => d.clone(),
         None => find_up("models/text").context("no --text-model and no models/text found")?,
@@ -281,10 +281,17 @@ fn text_bench(args: &Args, threads: usize) -> anyhow::Result<Value> {
         Some(py) => {
             let script = find_up("scripts/bench_text_reference.py")
                 .context("scripts/bench_text_reference.py not found")?;
-            let out = Command::new(py)
-                .arg(&script)
+            let mut cmd = Command::new(py);
+            cmd.arg(&script)
                 .arg("--threads")
                 .arg(threads.to_string())
+                .arg("--text-score")
+                .arg(reader.min_confidence().to_string());
+            // The same detector input rule as the reader (the package's own is MinSide(736)).
+            if let DetectorSize::MaxSide(side) = reader.detector_size() {
+                cmd.arg("--det-max-side").arg(side.to_string());
+            }
+            let out = cmd
                 .arg("--runs")
                 .arg(args.runs.to_string())
                 .args(&files)
