@@ -15,7 +15,7 @@ use crate::config::{load_generation_config, ModelConfig, PreprocessorConfig};
 use crate::error::{EngineError, Result};
 use crate::generate::{generate, EarlyStopping, GenerationConfig, Hypothesis, StepModel};
 use crate::grounding::{Evidence, Grounder, GroundingParams, Review, Source};
-use crate::image::{decode, preprocess, ImageLimits, ImageMetadata};
+use crate::image::{decode, preprocess, DecodedImage, ImageLimits, ImageMetadata};
 use crate::model::ModelFiles;
 use crate::onnx::OnnxModel;
 use crate::vision::{DetectedObject, ImageTag, Seen, Vision, VisionInput};
@@ -387,12 +387,13 @@ impl Captioner {
 
     /// Decodes and pre-processes one image (no model work).
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared> {
-        self.prepare_for(bytes, false)
+        self.prepare_decoded(decode(bytes, &self.limits)?, false)
     }
 
-    /// [`Captioner::prepare`], with the vision networks' inputs too when `vision` (and loaded).
-    fn prepare_for(&self, bytes: &[u8], vision: bool) -> Result<Prepared> {
-        let img = decode(bytes, &self.limits)?;
+    /// Pre-processes an image decoded with [`crate::image::decode`] (with the vision networks'
+    /// inputs too when `vision` and loaded), for callers that also hand the pixels to another
+    /// reader (the text reader) and decode the file once.
+    pub fn prepare_decoded(&self, img: DecodedImage, vision: bool) -> Result<Prepared> {
         let (pixels, h, w) = preprocess(&img.rgb, &self.preprocessor)?;
         let vision_input = match (&self.vision, vision) {
             (Some(v), true) => Some(v.inputs(&img.rgb)?),
@@ -557,7 +558,7 @@ impl Captioner {
         let t = Instant::now();
         let prepared: Vec<Result<Prepared>> = images
             .iter()
-            .map(|b| self.prepare_for(b, need_vision))
+            .map(|b| self.prepare_decoded(decode(b, &self.limits)?, need_vision))
             .collect();
         timings.preprocess_ms = t.elapsed().as_secs_f64() * 1000.0;
         // Group the good images by tensor size (fixed-size models have one group).

@@ -12,6 +12,9 @@
 //!   [`grounding`] checks captions against what they see (and writes templates when needed);
 //! - [`Captioner`] ties them together and is what callers use. One `Captioner` holds one
 //!   session per graph and is shared by all requests (`Send + Sync`).
+//! - [`text`] reads the words in a picture (detector, orientation, recogniser) and composes
+//!   captions that quote them; [`TextReader`] is loaded apart from the captioner, only when
+//!   text is asked for.
 
 pub mod captioner;
 pub mod config;
@@ -22,6 +25,7 @@ pub mod image;
 pub mod model;
 pub mod onnx;
 pub mod runtime;
+pub mod text;
 pub mod vision;
 
 pub use captioner::{
@@ -30,3 +34,6 @@ pub use captioner::{
 };
 pub use error::{EngineError, Result};
 pub use image::{ImageLimits, ImageMetadata};
+pub use text::{
+    compose_caption, Layout, LazyTextReader, TextLine, TextReader, TextReaderOptions, TextResult,
+};

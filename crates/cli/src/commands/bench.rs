@@ -5,6 +5,12 @@
 //! latency p50/p95 at batch 1, images/s at batch 8, peak resident memory. The reference
 //! (`scripts/bench_reference.py`) runs in a child process with the same thread count and
 //! decoding settings and reports the same figures; the ratios are printed side by side.
+//!
+//! `--text` adds text reading (`models/text`): decode + detect + orient + recognise, end to end
+//! p50/p95 at batch 1 on a photo of about one megapixel with a few lines
+//! (`fixtures/text-bench/signs-1mp.jpg`), and, with `--text-python`, the `rapidocr` package on
+//! the same photo with the same threads and settings (`scripts/bench_text_reference.py`). The text reader is
+//! loaded after the captioning figures are taken, so they are those of captioning alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +44,21 @@ pub struct Args {
     /// Print JSON instead of a table
     #[arg(long)]
     json: bool,
+    /// Also time text reading (the text models, one photo with a few lines)
+    #[arg(long)]
+    text: bool,
+    /// Time text reading only (no captioning figures)
+    #[arg(long)]
+    text_only: bool,
+    /// Text model directory [default: models/text]
+    #[arg(long)]
+    text_model: Option<PathBuf>,
+    /// Photo or folder for the text figures [default: fixtures/text-bench/signs-1mp.jpg]
+    #[arg(long)]
+    text_images: Option<PathBuf>,
+    /// Python interpreter with `rapidocr` installed, for the text reference [default: none]
+    #[arg(long)]
+    text_python: Option<String>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -58,6 +79,17 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    if args.text_only {
+        let threads = bench_threads(&args);
+        let report =
+            json!({ "threads": threads, "runs": args.runs, "text": text_bench(&args, threads)? });
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_text_table(&report);
+        }
+        return Ok(0);
+    }
     let dir = match &args.images {
         Some(d) => d.clone(),
         None => find_up("samples").context("no --images and no samples/ folder found")?,
@@ -78,11 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         dir.display()
     );
     let images: Vec<Vec<u8>> = files.iter().map(std::fs::read).collect::<Result<_, _>>()?;
-    let threads = args.model.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let threads = bench_threads(&args);
     let model_args = ModelArgs {
         threads: Some(threads),
         ..args.model.clone()
@@ -149,6 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         "all_languages": all_languages,
     });
     let model_dir = captioner_dir(&model_args)?;
+    let model_name = captioner.info().name.clone();
     let python = match args.python.as_deref() {
         Some("none") => None,
         Some(p) => Some(PathBuf::from(p)),
@@ -166,16 +195,164 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         )?),
         _ => None,
     };
+    let text = if args.text {
+        drop(captioner);
+        text_bench(&args, threads)?
+    } else {
+        Value::Null
+    };
     let report = json!({
-        "model": captioner.info().name, "threads": threads, "beams": args.beams, "images": files.len(),
-        "runs": args.runs, "rust": rust, "python_reference": reference,
+        "model": model_name, "threads": threads, "beams": args.beams, "images": files.len(),
+        "runs": args.runs, "rust": rust, "python_reference": reference, "text": text,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
+        if !report["text"].is_null() {
+            print_text_table(&report);
+        }
     }
     Ok(0)
+}
+
+fn bench_threads(args: &Args) -> usize {
+    args.model.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
+}
+
+/// Text reading figures: load time, stage means, end-to-end p50/p95 from the file bytes, lines
+/// read, and the Python `rapidocr` reference when an interpreter is given.
+fn text_bench(args: &Args, threads: usize) -> anyhow::Result<Value> {
+    use takarir_engine::text::{DetectorSize, TextReader, TextReaderOptions};
+    let dir = match &args.text_model {
+        Some(d) => d.clone(),
+        None => find_up("models/text").context("no --text-model and no models/text found")?,
+    };
+    let files: Vec<PathBuf> = match &args.text_images {
+        Some(p) if p.is_dir() => {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| ["jpg", "jpeg", "png", "webp"].contains(&e))
+                })
+                .collect();
+            v.sort();
+            v
+        }
+        Some(p) => vec![p.clone()],
+        None => vec![find_up("fixtures/text-bench/signs-1mp.jpg")
+            .context("no --text-images and no fixtures/text-bench/signs-1mp.jpg found")?],
+    };
+    anyhow::ensure!(!files.is_empty(), "no photos for the text figures");
+    let images: Vec<Vec<u8>> = files.iter().map(std::fs::read).collect::<Result<_, _>>()?;
+    let mut opts = TextReaderOptions::new(&dir);
+    opts.threads = threads;
+    opts.ort_library = args.model.ort_lib.clone();
+    let t = Instant::now();
+    let reader = TextReader::load(&opts)?;
+    let load_ms = t.elapsed().as_secs_f64() * 1000.0;
+    for img in &images {
+        reader.read(img)?;
+    }
+    let (mut e2e, mut det, mut cls, mut rec) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut lines = 0;
+    let mut megapixels = 0.0;
+    for i in 0..args.runs {
+        let img = &images[i % images.len()];
+        let t = Instant::now();
+        let r = reader.read(img)?;
+        e2e.push(t.elapsed().as_secs_f64() * 1000.0);
+        det.push(r.timings.detect_ms);
+        cls.push(r.timings.classify_ms);
+        rec.push(r.timings.recognise_ms);
+        lines = r.lines.len();
+        megapixels = r.width as f64 * r.height as f64 / 1e6;
+    }
+    e2e.sort_by(f64::total_cmp);
+    let reference = match args.text_python.as_deref() {
+        None | Some("none") => Value::Null,
+        Some(py) => {
+            let script = find_up("scripts/bench_text_reference.py")
+                .context("scripts/bench_text_reference.py not found")?;
+            let mut cmd = Command::new(py);
+            cmd.arg(&script)
+                .arg("--threads")
+                .arg(threads.to_string())
+                .arg("--text-score")
+                .arg(reader.min_confidence().to_string());
+            // The same detector input rule as the reader (the package's own is MinSide(736)).
+            if let DetectorSize::MaxSide(side) = reader.detector_size() {
+                cmd.arg("--det-max-side").arg(side.to_string());
+            }
+            let out = cmd
+                .arg("--runs")
+                .arg(args.runs.to_string())
+                .args(&files)
+                .output()
+                .with_context(|| format!("running {py}"))?;
+            anyhow::ensure!(
+                out.status.success(),
+                "Python text reference failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).context("Python text reference printed no JSON")?
+        }
+    };
+    Ok(json!({
+        "model": reader.info().name,
+        "photos": files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(),
+        "megapixels": megapixels,
+        "lines": lines,
+        "rust": {
+            "load_ms": load_ms,
+            "detect_ms": mean(&det),
+            "classify_ms": mean(&cls),
+            "recognise_ms": mean(&rec),
+            "p50_ms": percentile(&e2e, 0.5),
+            "p95_ms": percentile(&e2e, 0.95),
+            "peak_rss_mib": peak_rss_mib(),
+        },
+        "python_reference": reference,
+    }))
+}
+
+fn print_text_table(r: &Value) {
+    let t = &r["text"];
+    println!(
+        "text reading ({})  threads {}  {:.2} MP  {} lines  runs {}",
+        t["model"].as_str().unwrap_or("?"),
+        r["threads"],
+        t["megapixels"].as_f64().unwrap_or(0.0),
+        t["lines"],
+        r["runs"]
+    );
+    let f = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    for (label, key) in [
+        ("  detect (ms, mean)", "detect_ms"),
+        ("  orient (ms, mean)", "classify_ms"),
+        ("  recognise (ms, mean)", "recognise_ms"),
+    ] {
+        println!("{label:<32} {:>10}", f(t["rust"][key].as_f64()));
+    }
+    for (label, key) in [
+        ("  end to end p50 (ms)", "p50_ms"),
+        ("  end to end p95 (ms)", "p95_ms"),
+    ] {
+        let a = t["rust"][key].as_f64();
+        let b = t["python_reference"].get(key).and_then(Value::as_f64);
+        let ratio = match (a, b) {
+            (Some(a), Some(b)) if a > 0.0 => format!("{:.2}x", b / a),
+            _ => "-".into(),
+        };
+        println!("{label:<32} {:>10} {:>10} {ratio:>16}", f(a), f(b));
+    }
 }
 
 /// A multilingual model asked for every language of one image (the service's `lang=both`):
