@@ -64,6 +64,12 @@ pub struct GroundingParams {
     pub constrained_names_object: bool,
     /// With nothing seen confidently, a strong tag's template comes before a re-decoding.
     pub tag_before_constrained: bool,
+    /// Out-of-domain photos: a model caption must name the main object and nothing outside the
+    /// plan (`false`: exactly the plan).
+    pub ood_subset: bool,
+    /// A class outside the staples makes a photo out-of-domain only at or above this score
+    /// (detector or tagger), which can be stricter than `det_confident`.
+    pub ood_score: f32,
 }
 
 impl GroundingParams {
@@ -143,6 +149,8 @@ impl Default for GroundingParams {
             person_box_area: 0.5,
             constrained_names_object: true,
             tag_before_constrained: true,
+            ood_subset: false,
+            ood_score: 0.45,
         }
     }
 }
@@ -302,7 +310,11 @@ impl<'a> Grounder<'a> {
                 }
             })
             .collect();
-        let out_of_domain = (0..n).any(|c| confident[c] && !p.staples.contains(&classes[c].name));
+        let out_of_domain = (0..n).any(|c| {
+            confident[c]
+                && det[c].max(tag[c]) >= p.ood_score
+                && !p.staples.contains(&classes[c].name)
+        });
         Evidence {
             det,
             boxes,
@@ -340,7 +352,12 @@ impl<'a> Grounder<'a> {
         let named = self.lex().mentions(text, lang);
         if ev.out_of_domain {
             let plan = self.plan(ev);
-            named.len() == plan.len() && plan.iter().all(|c| named.contains(c))
+            if self.params.ood_subset {
+                plan.first().is_some_and(|m| named.contains(m))
+                    && named.iter().all(|c| plan.contains(c))
+            } else {
+                named.len() == plan.len() && plan.iter().all(|c| named.contains(c))
+            }
         } else {
             named.iter().all(|&c| ev.supported[c])
         }
