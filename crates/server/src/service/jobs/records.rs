@@ -204,7 +204,11 @@ mod tests {
             text: text.into(),
             lang: "en".into(),
             score: -1.5,
+            confidence: None,
+            needs_review: None,
+            source: None,
             tokens: Vec::new(),
+            review_features: Vec::new(),
         }
     }
 
@@ -214,6 +218,8 @@ mod tests {
             index: 0,
             file: "=cmd|' /C calc'!A0.jpg".into(),
             captions: Some(vec![caption("a dog, \"happy\""), caption("-1 cats")]),
+            objects: None,
+            tags: None,
             image: None,
             metadata: None,
             error: None,
@@ -222,6 +228,8 @@ mod tests {
             index: 1,
             file: "b.jpg".into(),
             captions: None,
+            objects: None,
+            tags: None,
             image: None,
             metadata: None,
             error: Some(crate::error::ApiError::CorruptImage.problem(crate::i18n::Lang::En, "")),
