@@ -278,7 +278,17 @@ pub async fn make_key(
 
 /// Revokes one of the user's API keys.
 pub async fn revoke_key(state: &AppState, user: &User, id: ApiKeyId) -> Result<(), ApiError> {
-    state.db().api_keys().delete(user.id, id).await?;
+    let keys = state.db().api_keys();
+    if !keys.list(user.id).await?.iter().any(|k| k.id == id) {
+        return Err(ApiError::NotFound);
+    }
+    let subject_hash = user.subject_hash();
+    let w = takarir_store::withdrawals::Withdrawal::ApiKey {
+        subject_hash,
+        id: id.0,
+    };
+    crate::service::privacy::remember(state, w).await?;
+    keys.delete(user.id, id).await?;
     Ok(())
 }
 

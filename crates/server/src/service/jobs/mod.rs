@@ -163,6 +163,8 @@ pub async fn status(state: &AppState, id: &str) -> Result<JobStatus, ApiError> {
 /// Deletes the job named `id`, its results and any input left, now.
 pub async fn delete(state: &AppState, id: &str) -> Result<(), ApiError> {
     let job = load(state, id).await?;
+    let w = takarir_store::withdrawals::Withdrawal::Job { id: job.id.clone() };
+    crate::service::privacy::remember(state, w).await?;
     discard(state, &job.id).await;
     Ok(())
 }

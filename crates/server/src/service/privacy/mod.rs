@@ -13,6 +13,7 @@ use takarir_store::consents::PURPOSE_TRAINING;
 use takarir_store::erasure::user_prefix;
 use takarir_store::history::{HistoryId, HistoryQuery};
 use takarir_store::users::User;
+use takarir_store::withdrawals::Withdrawal;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
@@ -136,18 +137,40 @@ pub async fn correct(
     Ok(())
 }
 
+/// Records a deletion or withdrawal outside the backups, so that a restore does it again
+/// (see [`takarir_store::withdrawals`]). Called before the act, as the erasure record is.
+pub(crate) async fn remember(state: &AppState, what: Withdrawal) -> Result<(), ApiError> {
+    takarir_store::withdrawals::record(&state.storage().blobs, what).await?;
+    Ok(())
+}
+
 /// Deletes one history entry.
 pub async fn delete_history_entry(
     state: &AppState,
     user: &User,
     id: HistoryId,
 ) -> Result<(), ApiError> {
-    state.db().history().delete(user.id, id).await?;
+    let history = state.db().history();
+    if history.get(user.id, id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let subject_hash = user.subject_hash();
+    remember(
+        state,
+        Withdrawal::HistoryEntry {
+            subject_hash,
+            id: id.0,
+        },
+    )
+    .await?;
+    history.delete(user.id, id).await?;
     Ok(())
 }
 
 /// Deletes the user's whole history; how many entries went.
 pub async fn delete_all_history(state: &AppState, user: &User) -> Result<u64, ApiError> {
+    let subject_hash = user.subject_hash();
+    remember(state, Withdrawal::History { subject_hash }).await?;
     Ok(state.db().history().delete_all(user.id).await?)
 }
 
@@ -209,7 +232,7 @@ pub async fn update_preferences(
             match patch.delete_history {
                 None => return Err(ApiError::HistoryDecisionRequired),
                 Some(true) => {
-                    db.history().delete_all(user.id).await?;
+                    delete_all_history(state, user).await?;
                 }
                 Some(false) => {}
             }
@@ -244,6 +267,13 @@ async fn record_training_consent(
 ) -> Result<(), ApiError> {
     let st = state.storage();
     let version = state.policy().current().version.clone();
+    if !granted {
+        let w = Withdrawal::TrainingConsent {
+            subject_hash: user.subject_hash(),
+            policy_version: version.clone(),
+        };
+        remember(state, w).await?;
+    }
     st.db
         .consents()
         .record(user.id, PURPOSE_TRAINING, granted, &version)
