@@ -163,14 +163,19 @@ pub enum Feature {
     Objects,
     /// Everyday tags for what the photo shows, in English and Indonesian.
     Tags,
+    /// The EXIF summary (camera, date taken, orientation, whether GPS is present) in a batch
+    /// job's stored results. A direct answer always carries it (nothing of it is kept); a job
+    /// keeps it for the job's life only when asked for.
+    Metadata,
 }
 
 spelled!(
     Feature,
-    "caption, objects, tags",
+    "caption, objects, tags, metadata",
     Caption = "caption",
     Objects = "objects",
-    Tags = "tags"
+    Tags = "tags",
+    Metadata = "metadata"
 );
 
 /// The outputs a request asks for: never empty; `caption` by default. As text, a

@@ -22,6 +22,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::options::{LangChoice, Style};
 use crate::policy::PolicyVersion;
+use crate::service::jobs::records::ItemRecord;
 
 /// `schema_version` of the export's `data.json`.
 pub const EXPORT_SCHEMA_VERSION: u32 = 1;
@@ -576,6 +577,10 @@ pub struct JobSummary {
     pub finished_at: Option<Time>,
     /// When it and its results are deleted.
     pub expires_at: Time,
+    /// Each finished file's result, in upload order: its index, its base name (never the
+    /// client's folders), captions and what else the job asked for (the EXIF summary only
+    /// when asked for), or its problem.
+    pub results: Vec<ItemRecord>,
 }
 
 impl From<&Job> for JobSummary {
@@ -589,6 +594,7 @@ impl From<&Job> for JobSummary {
             created_at: Time::from_ms(j.created_ms),
             finished_at: j.finished_ms.map(Time::from_ms),
             expires_at: Time::from_ms(j.expires_ms),
+            results: Vec::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::options::{parse_alternatives, BadValue, OptionDefaults};
+use crate::service::jobs::records::ItemRecord;
 use crate::state::AppState;
 use crate::views::{
     AccessDocument, ApiKeyView, AuditView, ConsentView, ExportView, HistoryEntry, JobSummary,
@@ -51,9 +52,27 @@ pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDoc
         api_keys: api_keys(state, user).await?,
         sessions: all::<_, SessionView>(db.sessions().list(id).await?),
         exports: all::<_, ExportView>(db.exports().list(id).await?),
-        jobs: all::<_, JobSummary>(db.jobs().list_for_user(id).await?),
+        jobs: jobs(state, user).await?,
         audit: all::<_, AuditView>(db.audit().list(id).await?),
     })
+}
+
+/// The user's batch jobs with their results.
+async fn jobs(state: &AppState, user: &User) -> Result<Vec<JobSummary>, ApiError> {
+    let db = state.db();
+    let mut out = Vec::new();
+    for job in db.jobs().list_for_user(user.id).await? {
+        let mut summary = JobSummary::from(&job);
+        for item in db.jobs().items(&job.id).await? {
+            let Some(line) = item.result else { continue };
+            match serde_json::from_str::<ItemRecord>(&line) {
+                Ok(r) => summary.results.push(r),
+                Err(e) => tracing::warn!(error = %e, "a stored job result does not parse"),
+            }
+        }
+        out.push(summary);
+    }
+    Ok(out)
 }
 
 /// The user's whole history, oldest first, read 500 entries at a time.
