@@ -47,6 +47,7 @@ use serde::Deserialize;
 /// | `mail_from` | `Takarir <takarir@localhost>` | sender of account emails |
 /// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before 429 |
 /// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 |
+/// | `throttle_salt` | a salt generated into `<data_dir>/throttle.salt` on first start | hex; the secret mixed into the hashed sign-in counter keys (accounts and client addresses), so a copy of the database cannot recover them by enumeration. Nodes sharing a database must share it |
 /// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -122,6 +123,8 @@ pub struct ServerConfig {
     pub login_failures_per_client: u32,
     /// Policy versions file; `None`: the compiled-in list.
     pub policy_file: Option<PathBuf>,
+    /// Secret (hex) salting the sign-in counter keys; `None`: a file in `data_dir`.
+    pub throttle_salt: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +165,7 @@ impl Default for ServerConfig {
             login_failures_per_account: 5,
             login_failures_per_client: 20,
             policy_file: None,
+            throttle_salt: None,
         }
     }
 }
@@ -224,6 +228,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("login_failures_per_account", Kind::Number),
     ("login_failures_per_client", Kind::Number),
     ("policy_file", Kind::Text),
+    ("throttle_salt", Kind::Text),
 ];
 
 impl ServerConfig {

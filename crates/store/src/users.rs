@@ -99,8 +99,12 @@ const COLUMNS: &str = "id, email, email_verified_at, password_hash, role, subjec
 /// Email addresses are compared case-insensitively: stored trimmed and lower-cased.
 pub fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
-    if email.is_empty() || !email.contains('@') || email.len() > 254 {
-        return Err(Error::Invalid("email", email));
+    let well_formed = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+    }) && !email.chars().any(char::is_whitespace);
+    if !well_formed || email.len() > 254 {
+        // The error never carries the address: errors may be logged.
+        return Err(Error::Invalid("email", "not an email address".into()));
     }
     Ok(email)
 }

@@ -11,41 +11,42 @@ use crate::error::ApiError;
 /// Failed sign-ins per account and per client, over a fixed window. The counters live in the
 /// database (`login_failures`, keys hashed), so every node behind a load balancer sees the same
 /// counts.
+///
+/// Keys are salted with a secret of the deployment (`throttle_salt`, else
+/// `data_dir/throttle.salt`) before they are hashed: client addresses and account names are
+/// few enough to enumerate, so an unsalted hash in a copy of the database would give them away.
 pub struct LoginThrottle {
     per_account: u32,
     per_client: u32,
     window_ms: i64,
+    salt: String,
 }
 
 impl LoginThrottle {
-    /// Limits per 15 minutes; 0 turns a limit off.
-    pub fn new(per_account: u32, per_client: u32) -> Self {
+    /// Limits per 15 minutes; 0 turns a limit off. `salt` is the deployment's secret (hex).
+    pub fn new(per_account: u32, per_client: u32, salt: String) -> Self {
         LoginThrottle {
             per_account,
             per_client,
             window_ms: 15 * 60 * 1000,
+            salt,
         }
     }
 
-    /// The window, in milliseconds (the sweeper deletes counters older than this).
-    pub fn window_ms(&self) -> i64 {
-        self.window_ms
+    fn account_key(&self, account: &str) -> String {
+        format!("{}:a:{}", self.salt, account.trim().to_lowercase())
     }
 
-    fn account_key(account: &str) -> String {
-        format!("a:{}", account.trim().to_lowercase())
-    }
-
-    fn client_key(client: IpAddr) -> String {
-        format!("c:{client}")
+    fn client_key(&self, client: IpAddr) -> String {
+        format!("{}:c:{client}", self.salt)
     }
 
     /// Refuses (with seconds to wait) when the account or the client is over its limit.
     pub async fn check(&self, db: &Db, account: &str, client: IpAddr) -> Result<(), ApiError> {
         let now = takarir_store::jobs::now_ms();
         for (key, limit) in [
-            (Self::account_key(account), self.per_account),
-            (Self::client_key(client), self.per_client),
+            (self.account_key(account), self.per_account),
+            (self.client_key(client), self.per_client),
         ] {
             if limit == 0 {
                 continue;
@@ -65,16 +66,25 @@ impl LoginThrottle {
     /// Counts a failure against the account and the client.
     pub async fn failed(&self, db: &Db, account: &str, client: IpAddr) -> Result<(), ApiError> {
         let now = takarir_store::jobs::now_ms();
-        for key in [Self::account_key(account), Self::client_key(client)] {
+        for key in [self.account_key(account), self.client_key(client)] {
             db.login_failures().add(&key, now, self.window_ms).await?;
         }
         Ok(())
     }
 
+    /// Deletes counters whose window has passed (every few seconds: nothing of a failed
+    /// sign-in outlives its 15 minutes by more than that).
+    pub async fn sweep(&self, db: &Db) -> takarir_store::Result<u64> {
+        let now = takarir_store::jobs::now_ms();
+        db.login_failures()
+            .delete_expired(now - self.window_ms)
+            .await
+    }
+
     /// Forgets the account's failures (a successful sign-in, an erased account).
     pub async fn succeeded(&self, db: &Db, account: &str) -> Result<(), ApiError> {
         db.login_failures()
-            .clear(&Self::account_key(account))
+            .clear(&self.account_key(account))
             .await?;
         Ok(())
     }
@@ -87,7 +97,7 @@ mod tests {
     #[tokio::test]
     async fn throttle_per_account_and_client() {
         let db = Db::connect("sqlite::memory:").await.unwrap();
-        let t = LoginThrottle::new(2, 3);
+        let t = LoginThrottle::new(2, 3, "5a17".into());
         let ip = IpAddr::from([10, 0, 0, 1]);
         let other = IpAddr::from([10, 0, 0, 2]);
         t.failed(&db, "a@x", ip).await.unwrap();
@@ -103,6 +113,9 @@ mod tests {
             t.check(&db, "c@x", ip).await.is_err(),
             "client limit, any account"
         );
+        // Another deployment's salt names other keys: the hashes say nothing without it.
+        let elsewhere = LoginThrottle::new(2, 3, "0ther".into());
+        assert!(elsewhere.check(&db, "a@x", ip).await.is_ok());
         t.succeeded(&db, "a@x").await.unwrap();
         assert!(t.check(&db, "a@x", other).await.is_ok());
         // Nothing readable is stored: neither the address nor the client.
