@@ -524,7 +524,7 @@ mod tests {
             ("alternatives", "0"),
             ("style", "long"),
             ("lang", "fr"),
-            ("features", "caption,tags"),
+            ("features", "caption,colours"),
         ] {
             assert!(
                 CaptionOptions::from_pairs([(name, value)]).is_err(),

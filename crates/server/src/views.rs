@@ -605,6 +605,10 @@ impl From<&Job> for JobSummary {
 pub struct AuditView {
     /// Entry id.
     pub id: i64,
+    /// The staff member's account id (null once that account is erased).
+    pub actor_id: Option<i64>,
+    /// The staff member's role now (`admin`; null once the account is erased).
+    pub actor_role: Option<String>,
     /// What was done (`view_personal_data`).
     pub action: String,
     /// The reason the staff member gave.
@@ -617,6 +621,8 @@ impl From<&StoredAudit> for AuditView {
     fn from(a: &StoredAudit) -> Self {
         AuditView {
             id: a.id.0,
+            actor_id: a.actor_id.map(|u| u.0),
+            actor_role: None,
             action: a.action.clone(),
             reason: a.reason.clone(),
             created_at: Time(a.created_at),
@@ -656,6 +662,46 @@ pub struct AccessDocument {
     pub jobs: Vec<JobSummary>,
     /// Staff accesses to the data.
     pub audit: Vec<AuditView>,
+    /// Unused email links (verification, password reset): the address each was sent to,
+    /// never the link's token.
+    pub email_tokens: Vec<EmailTokenView>,
+    /// Policy-change notices emailed to the user.
+    pub policy_notices: Vec<PolicyNoticeView>,
+}
+
+/// An unused email link in the access document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTokenView {
+    /// `verify` or `reset`.
+    pub purpose: String,
+    /// The address it was sent to.
+    pub email: String,
+    /// When it was sent.
+    pub created_at: Time,
+    /// When it stops working.
+    pub expires_at: Time,
+}
+
+impl From<&takarir_store::email_tokens::TokenInfo> for EmailTokenView {
+    fn from(t: &takarir_store::email_tokens::TokenInfo) -> Self {
+        EmailTokenView {
+            purpose: t.purpose.clone(),
+            email: t.email.clone(),
+            created_at: Time(t.created_at),
+            expires_at: Time(t.expires_at),
+        }
+    }
+}
+
+/// A policy-change notice emailed to the user.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyNoticeView {
+    /// The policy version announced.
+    pub policy_version: String,
+    /// When the email was sent.
+    pub emailed_at: Time,
 }
 
 /// `GET /api/v1/me`: the access document and the policy version awaiting acknowledgement.

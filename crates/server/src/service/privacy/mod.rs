@@ -21,8 +21,9 @@ use crate::options::{parse_alternatives, BadValue, OptionDefaults};
 use crate::service::jobs::records::ItemRecord;
 use crate::state::AppState;
 use crate::views::{
-    AccessDocument, ApiKeyView, AuditView, ConsentView, ExportView, HistoryEntry, JobSummary,
-    PreferencesView, Profile, SessionView, Time, TrainingItemView, UsageRow, EXPORT_SCHEMA_VERSION,
+    AccessDocument, ApiKeyView, AuditView, ConsentView, EmailTokenView, ExportView, HistoryEntry,
+    JobSummary, PolicyNoticeView, PreferencesView, Profile, SessionView, Time, TrainingItemView,
+    UsageRow, EXPORT_SCHEMA_VERSION,
 };
 
 /// Everything held about the user, as [`crate::views::export_schema`] describes it.
@@ -53,8 +54,37 @@ pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDoc
         sessions: all::<_, SessionView>(db.sessions().list(id).await?),
         exports: all::<_, ExportView>(db.exports().list(id).await?),
         jobs: jobs(state, user).await?,
-        audit: all::<_, AuditView>(db.audit().list(id).await?),
+        audit: audit(state, user).await?,
+        email_tokens: all::<_, EmailTokenView>(db.email_tokens().list(id).await?),
+        policy_notices: db
+            .policy_notices()
+            .list_sent(id)
+            .await?
+            .into_iter()
+            .map(|(policy_version, at)| PolicyNoticeView {
+                policy_version,
+                emailed_at: Time(at),
+            })
+            .collect(),
     })
+}
+
+/// Staff accesses to the user's data, each with the staff member's id and current role.
+async fn audit(state: &AppState, user: &User) -> Result<Vec<AuditView>, ApiError> {
+    let db = state.db();
+    let mut out = Vec::new();
+    for entry in db.audit().list(user.id).await? {
+        let mut view = AuditView::from(&entry);
+        if let Some(actor) = entry.actor_id {
+            view.actor_role = db
+                .users()
+                .get(actor)
+                .await?
+                .map(|u| u.role.as_str().to_string());
+        }
+        out.push(view);
+    }
+    Ok(out)
 }
 
 /// The user's batch jobs with their results.
