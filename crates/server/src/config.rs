@@ -47,6 +47,10 @@ use serde::Deserialize;
 /// | `mail_from` | `Takarir <takarir@localhost>` | sender of account emails |
 /// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before 429 |
 /// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 |
+/// | `controller` | none | the data controller named on `/privacy`: the operator's legal name and address (required when `production` is on) |
+/// | `dpo_email` | none | the data-protection contact on `/privacy` (required when `production` is on) |
+/// | `backup_retention_days` | `35` | how long the operator keeps backups (stated on `/privacy`; `takarir backup` does not delete old ones) |
+/// | `production` | `false` | a public deployment: the service refuses to start until `controller` and `dpo_email` are set to real values (not empty, not the `example` placeholders) |
 /// | `throttle_salt` | a salt generated into `<data_dir>/throttle.salt` on first start | hex; the secret mixed into the hashed sign-in counter keys (accounts and client addresses), so a copy of the database cannot recover them by enumeration. Nodes sharing a database must share it |
 /// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -125,6 +129,14 @@ pub struct ServerConfig {
     pub policy_file: Option<PathBuf>,
     /// Secret (hex) salting the sign-in counter keys; `None`: a file in `data_dir`.
     pub throttle_salt: Option<String>,
+    /// The data controller (legal name and address) named on the privacy page.
+    pub controller: Option<String>,
+    /// The data-protection contact named on the privacy page.
+    pub dpo_email: Option<String>,
+    /// Days the operator keeps backups (stated on the privacy page).
+    pub backup_retention_days: u64,
+    /// A public deployment: `controller` and `dpo_email` must be real.
+    pub production: bool,
 }
 
 impl Default for ServerConfig {
@@ -166,6 +178,10 @@ impl Default for ServerConfig {
             login_failures_per_client: 20,
             policy_file: None,
             throttle_salt: None,
+            controller: None,
+            dpo_email: None,
+            backup_retention_days: 35,
+            production: false,
         }
     }
 }
@@ -229,6 +245,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("login_failures_per_client", Kind::Number),
     ("policy_file", Kind::Text),
     ("throttle_salt", Kind::Text),
+    ("controller", Kind::Text),
+    ("dpo_email", Kind::Text),
+    ("backup_retention_days", Kind::Number),
+    ("production", Kind::Flag),
 ];
 
 impl ServerConfig {
@@ -309,7 +329,37 @@ impl ServerConfig {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("tls_cert and tls_key must be given together");
         }
+        if self.production {
+            // The privacy page must name who is responsible and how to reach them.
+            for (key, value) in [
+                ("controller", &self.controller),
+                ("dpo_email", &self.dpo_email),
+            ] {
+                let v = value.as_deref().map(str::trim).unwrap_or("");
+                if v.is_empty() || is_placeholder(v) {
+                    bail!(
+                        "production is on but {key} is {}: set the real value \
+                         (it is shown on /privacy as the law requires)",
+                        if v.is_empty() {
+                            "not set"
+                        } else {
+                            "a placeholder"
+                        }
+                    );
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Whether `controller` / `dpo_email` are set to real values (else the privacy page says
+    /// they are not set yet).
+    pub fn controller_set(&self) -> bool {
+        [&self.controller, &self.dpo_email].iter().all(|v| {
+            v.as_deref()
+                .map(str::trim)
+                .is_some_and(|v| !v.is_empty() && !is_placeholder(v))
+        })
     }
 
     /// The database URL in effect.
@@ -368,9 +418,47 @@ impl ServerConfig {
     }
 }
 
+/// The shipped example values (`example.org`, `Example ...`), which a deployment must replace.
+fn is_placeholder(v: &str) -> bool {
+    let v = v.to_ascii_lowercase();
+    v.contains("example") || v.contains("changeme") || v.contains("placeholder")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn production_refuses_the_placeholder_controller() {
+        let env = |c: &'static str, d: &'static str| {
+            move |k: &str| match k {
+                "TAKARIR_PRODUCTION" => Some("true".to_string()),
+                "TAKARIR_CONTROLLER" => Some(c.to_string()),
+                "TAKARIR_DPO_EMAIL" => Some(d.to_string()),
+                _ => None,
+            }
+        };
+        let err = ServerConfig::load_from(None, env("Example Ltd", "dpo@example.org"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("controller") && err.contains("placeholder"),
+            "{err}"
+        );
+        let err = ServerConfig::load_from(None, env("PT Takarir Nusantara", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dpo_email") && err.contains("not set"),
+            "{err}"
+        );
+        let ok = ServerConfig::load_from(None, env("PT Takarir Nusantara", "dpo@takarir.id"));
+        assert!(ok.unwrap().controller_set());
+        // Outside production the page just says the values are not set yet.
+        assert!(!ServerConfig::load_from(None, |_| None)
+            .unwrap()
+            .controller_set());
+    }
 
     #[test]
     fn defaults_file_then_env() {

@@ -14,7 +14,6 @@ use minijinja::{context, Environment};
 
 use crate::error::ApiError;
 use crate::i18n::Lang;
-use crate::policy::{PRIVACY_DATE, PRIVACY_VERSION};
 use crate::state::AppState;
 
 /// The compiled-in templates, parsed once.
@@ -276,8 +275,9 @@ pub fn render(
         job_days => state.config().job_result_days.max(1),
         session_idle_days => state.config().session_idle_seconds.div_ceil(86_400),
         contact_email => state.config().contact_email.clone(),
-        privacy_version => PRIVACY_VERSION,
-        privacy_date => PRIVACY_DATE,
+        // The version in force is the last of the policy file the service runs with.
+        privacy_version => state.policy().current().version.clone(),
+        privacy_date => state.policy().current().date.clone(),
         tls => state.config().tls(),
         ..extra
     };
@@ -302,6 +302,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{PRIVACY_DATE, PRIVACY_VERSION};
 
     #[test]
     fn templates_render_in_both_languages() {
