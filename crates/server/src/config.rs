@@ -329,6 +329,9 @@ impl ServerConfig {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("tls_cert and tls_key must be given together");
         }
+        if let Some(smtp) = &self.smtp_url {
+            check_smtp_tls(smtp)?;
+        }
         if self.production {
             // The privacy page must name who is responsible and how to reach them.
             for (key, value) in [
@@ -418,6 +421,34 @@ impl ServerConfig {
     }
 }
 
+/// Account emails carry sign-in links: plain SMTP is allowed only to a relay on this machine
+/// (loopback); any other relay needs `smtps://` or `smtp://...?tls=required` (STARTTLS).
+fn check_smtp_tls(smtp_url: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(smtp_url).context("smtp_url is not a URL")?;
+    let tls_required = url.scheme() == "smtps"
+        || url
+            .query_pairs()
+            .any(|(k, v)| k == "tls" && (v == "required" || v == "wrapper"));
+    let loopback = match url.host() {
+        // `smtp:` is not a special scheme: an address comes back as an opaque host name.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if !tls_required && !loopback {
+        bail!(
+            "smtp_url: plain SMTP is allowed only to a relay on loopback; use smtps://HOST:465 \
+             or smtp://HOST:587?tls=required"
+        );
+    }
+    Ok(())
+}
+
 /// The shipped example values (`example.org`, `Example ...`), which a deployment must replace.
 fn is_placeholder(v: &str) -> bool {
     let v = v.to_ascii_lowercase();
@@ -427,6 +458,32 @@ fn is_placeholder(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_needs_tls_unless_on_loopback() {
+        let with = |url: &'static str| {
+            ServerConfig::load_from(None, move |k| {
+                (k == "TAKARIR_SMTP_URL").then(|| url.to_string())
+            })
+        };
+        for ok in [
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost:25",
+            "smtp://[::1]:25",
+            "smtps://u:p@mail.example.net:465",
+            "smtp://u:p@mail.example.net:587?tls=required",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}: {:?}", with(ok).err());
+        }
+        for bad in [
+            "smtp://mail.example.net:25",
+            "smtp://10.0.0.5:25",
+            "smtp://mail.example.net:587?tls=opportunistic",
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("loopback"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn production_refuses_the_placeholder_controller() {

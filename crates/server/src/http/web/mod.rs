@@ -128,6 +128,7 @@ const ACCOUNT_STRINGS: &[(&str, &str, &str)] = &[
     ("optional", "Akun bersifat opsional: semua fitur takarir tetap bisa dipakai tanpa akun.", "Accounts are optional: every caption feature works without one."),
     ("no_account", "Belum punya akun?", "No account yet?"),
     ("have_account", "Sudah punya akun?", "Already have an account?"),
+    ("signup_policy", "Dengan mendaftar, Anda menyatakan telah membaca", "By signing up you acknowledge that you have read the"),
     ("verified", "terverifikasi", "verified"),
     ("unverified", "belum diverifikasi: periksa email Anda", "not verified yet: check your email"),
     ("profile", "Profil", "Profile"),
