@@ -514,12 +514,15 @@ mod tests {
         assert_eq!(o.alternatives, 3);
         assert!(o.gender_neutral);
         assert!(o.features.contains(Feature::Caption));
+        let f = CaptionOptions::from_pairs([("features", "tags,objects")]).unwrap();
+        assert!(f.features.contains(Feature::Objects) && f.features.contains(Feature::Tags));
+        assert!(!f.features.contains(Feature::Caption));
         for (name, value) in [
             ("alternatives", "6"),
             ("alternatives", "0"),
             ("style", "long"),
             ("lang", "fr"),
-            ("features", "caption,tags"),
+            ("features", "caption,faces"),
         ] {
             assert!(
                 CaptionOptions::from_pairs([(name, value)]).is_err(),
