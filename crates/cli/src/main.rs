@@ -32,6 +32,8 @@ enum Command {
     Restore(commands::backup::RestoreArgs),
     /// Manage staff accounts of the service (admins are made here, never by sign-up).
     Admin(commands::admin::Args),
+    /// Export consented training items for `training/`; list those withdrawn since an export.
+    Training(commands::training::Args),
 }
 
 /// The service logs its requests (ids, routes, statuses, timings) by default; one-shot commands
@@ -61,6 +63,7 @@ fn main() {
         Command::Backup(a) => commands::backup::backup(a),
         Command::Restore(a) => commands::backup::restore(a),
         Command::Admin(a) => commands::admin::run(a),
+        Command::Training(a) => commands::training::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

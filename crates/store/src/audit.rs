@@ -60,6 +60,35 @@ impl Audit<'_> {
         .map_err(fk_as_not_found)
     }
 
+    /// Records something the operator did with the user's data from the command line (no staff
+    /// account: `actor_id` stays NULL), for example a training export; the reason is required.
+    pub async fn record_operator(
+        &self,
+        subject: UserId,
+        action: &str,
+        reason: &str,
+    ) -> Result<AuditEntry> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::Invalid("reason", "a reason is required".into()));
+        }
+        let sql = format!(
+            "INSERT INTO audit_log (user_id, actor_id, action, reason, created_at) \
+             VALUES ($1, NULL, $2, $3, $4) RETURNING {COLUMNS}"
+        );
+        fetch!(
+            fetch_one,
+            AuditEntry,
+            self.0,
+            &sql,
+            subject,
+            action,
+            reason,
+            now()
+        )
+        .map_err(fk_as_not_found)
+    }
+
     /// Entries about the user, oldest first.
     pub async fn list(&self, subject: UserId) -> Result<Vec<AuditEntry>> {
         let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE user_id = $1 ORDER BY id");

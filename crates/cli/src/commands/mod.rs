@@ -9,6 +9,7 @@ pub mod generation;
 pub mod output;
 pub mod remote;
 pub mod serve;
+pub mod training;
 
 use std::path::{Path, PathBuf};
 
