@@ -32,6 +32,8 @@ enum Command {
     Restore(commands::backup::RestoreArgs),
     /// Manage staff accounts of the service (admins are made here, never by sign-up).
     Admin(commands::admin::Args),
+    /// List the caption model versions; promote one or roll back (the service loads it at start).
+    Models(commands::models::Args),
     /// Export consented training items for `training/`; list those withdrawn since an export.
     Training(commands::training::Args),
 }
@@ -64,6 +66,7 @@ fn main() {
         Command::Restore(a) => commands::backup::restore(a),
         Command::Admin(a) => commands::admin::run(a),
         Command::Training(a) => commands::training::run(a),
+        Command::Models(a) => commands::models::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

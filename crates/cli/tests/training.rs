@@ -409,3 +409,144 @@ async fn export_holds_consented_items_only_and_no_identity() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// A copy of the tiny test model as version `name` of `models`, with `model_version` set.
+fn model_version(models: &Path, name: &str, version: &str) -> std::path::PathBuf {
+    let dir = models.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(common::fixture_model()).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let mut config = read_json(&dir.join("config.json"));
+    config["model_version"] = json!(version);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    std::fs::write(dir.join("MODEL_CARD.md"), format!("# {version}\n")).unwrap();
+    dir
+}
+
+async fn active_model(http: &reqwest::Client, base: &str) -> Value {
+    let models: Value = http.get(format!("{base}/api/v1/models")).fetch_json().await;
+    assert_eq!(models["models"].as_array().unwrap().len(), 1);
+    assert_eq!(models["models"][0]["active"], true);
+    models["models"][0].clone()
+}
+
+/// Model versions: promote a fine-tuned version whose card names a training export, and the
+/// service (restarted) answers with it and its card, and tells the user whose items were in
+/// that export that they trained the model in use (and the user whose were not, that they did
+/// not); roll back, and the earlier version is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_versions_promote_and_roll_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    let v1 = model_version(&models, "v1", "tiny-1");
+    let v2 = model_version(&models, "v2", "tiny-2");
+    // Not a caption model: not listed.
+    std::fs::create_dir_all(models.join("text")).unwrap();
+    let env = vec![
+        (
+            "TAKARIR_DATA_DIR".to_string(),
+            tmp.path().join("data").display().to_string(),
+        ),
+        ("TAKARIR_MODEL".to_string(), v1.display().to_string()),
+        ("TAKARIR_RATE_LIMIT_PER_MINUTE".to_string(), "0".to_string()),
+    ];
+    let (mut server, base) = common::serve(&env).await;
+    let http = reqwest::Client::new();
+    let m = active_model(&http, &base).await;
+    assert_eq!(m["version"], "tiny-1");
+    assert_eq!(m["card"], Value::Null);
+    let dea = register(&http, &base, "dea@contoh.id").await;
+    let eko = register(&http, &base, "eko@contoh.id").await;
+    contribute(&http, &base, &dea, "en", &["coffee.jpg"], "a cup of coffee").await;
+    let out = tmp.path().join("export");
+    ok(takarir(
+        &env,
+        &[
+            "training",
+            "export",
+            "--to",
+            out.to_str().unwrap(),
+            "--reason",
+            "fine-tune",
+        ],
+    ));
+    let manifest = read_json(&out.join("manifest.json"));
+    let exported_at = manifest["exported_at"].as_str().unwrap();
+    // The fine-tune's card (what training/ writes beside the model).
+    let card = json!({
+        "version": "tiny-2",
+        "base": "tiny-1",
+        "training_exports": [exported_at],
+        "consented_items_per_language": {"en": 1},
+        "gates": {"flickr8k_dev": {"before": 0.50, "after": 0.505}},
+    });
+    std::fs::write(v2.join("card.json"), card.to_string()).unwrap();
+
+    let list = ok(takarir(&env, &["models", "list"]));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].starts_with("* v1\t"), "{list}");
+    assert!(lines[1].starts_with("  v2\ttiny-2\t"), "{list}");
+    let out = takarir(&env, &["models", "promote", "v3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no model version"));
+    ok(takarir(&env, &["models", "promote", "v2"]));
+    assert!(ok(takarir(&env, &["models", "list"])).contains("* v2\t"));
+
+    // Restarted, the service loads the promoted version.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (mut server, base) = common::serve(&env).await;
+    let m = active_model(&http, &base).await;
+    assert_eq!(m["version"], "tiny-2");
+    assert_eq!(m["card"]["training_exports"], json!([exported_at]));
+    assert_eq!(m["card"]["consented_items_per_language"], json!({"en": 1}));
+    assert_eq!(m["card"]["gates"]["flickr8k_dev"]["after"], 0.505);
+    // Sessions live in the database: the same users, signed in still.
+    let me: Value = dea
+        .auth(http.get(format!("{base}/api/v1/me")))
+        .fetch_json()
+        .await;
+    assert_eq!(
+        me["model_in_use"],
+        json!({"version": "tiny-2", "trained_with_your_items": true, "training_exports": [exported_at]})
+    );
+    assert_eq!(me["audit"][0]["detail"], exported_at);
+    let me: Value = eko
+        .auth(http.get(format!("{base}/api/v1/me")))
+        .fetch_json()
+        .await;
+    assert_eq!(me["model_in_use"]["trained_with_your_items"], false);
+    // Withdrawing does not untrain the version in use, and the document says so plainly.
+    let r = dea
+        .auth(http.post(format!("{base}/api/v1/me/consents/training")))
+        .json(&json!({"granted": false}))
+        .go()
+        .await;
+    assert_eq!(r.status(), 204);
+    let me: Value = dea
+        .auth(http.get(format!("{base}/api/v1/me")))
+        .fetch_json()
+        .await;
+    assert_eq!(me["model_in_use"]["trained_with_your_items"], true);
+    assert!(me["training_items"].as_array().unwrap().is_empty());
+
+    // Rollback: v1 again after a restart, which no export trained.
+    ok(takarir(&env, &["models", "rollback"]));
+    assert!(ok(takarir(&env, &["models", "list"])).contains("* v1\t"));
+    let out = takarir(&env, &["models", "rollback"]);
+    assert_eq!(out.status.code(), Some(2), "nothing left to roll back to");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let (mut server, base) = common::serve(&env).await;
+    assert_eq!(active_model(&http, &base).await["version"], "tiny-1");
+    let me: Value = dea
+        .auth(http.get(format!("{base}/api/v1/me")))
+        .fetch_json()
+        .await;
+    assert_eq!(me["model_in_use"]["trained_with_your_items"], false);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

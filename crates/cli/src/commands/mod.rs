@@ -6,6 +6,7 @@ pub mod bench;
 pub mod caption;
 pub mod eval;
 pub mod generation;
+pub mod models;
 pub mod output;
 pub mod remote;
 pub mod serve;

@@ -14,7 +14,8 @@
 //! `NAME#0<TAB>caption`, `splits/train.txt` and `splits/dev.txt`), plus `manifest.json`. An
 //! item's split follows from its pseudonym (one in five held back for evaluation), so it stays
 //! on the same side in every export. Each user whose items went out gets an entry in their
-//! audit log (the access page shows it), as staff access does.
+//! audit log (the access page shows it), as staff access does, whose `detail` is the export's
+//! time: a model card that names that export tells the user their items trained it.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -292,7 +293,7 @@ pub async fn export(
         storage
             .db
             .audit()
-            .record_operator(user, AUDIT_ACTION, reason)
+            .record_operator(user, AUDIT_ACTION, reason, &manifest.exported_at)
             .await?;
     }
     // The manifest last: a directory with a manifest is a complete export.
