@@ -514,6 +514,14 @@ async fn model_versions_promote_and_roll_back() {
         json!({"version": "tiny-2", "trained_with_your_items": true, "training_exports": [exported_at]})
     );
     assert_eq!(me["audit"][0]["detail"], exported_at);
+    let page = dea
+        .auth(http.get(format!("{base}/account?lang=en")))
+        .fetch_text()
+        .await;
+    assert!(
+        page.contains("Model in use: tiny-2: your training items helped train it"),
+        "{page}"
+    );
     let me: Value = eko
         .auth(http.get(format!("{base}/api/v1/me")))
         .fetch_json()
