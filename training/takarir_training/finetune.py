@@ -15,6 +15,9 @@ Writes RUN/gates.json and RUN/card.json (the fields of the service's card.json: 
 consented_items_per_language, gates, plus promoted); with --out and a promotion, the ONNX model directory with its
 card.json (real mode only), ready for `takarir models promote`.
 
+A simulated consented set (Flickr8k dev photos posing as users' items, kept out of the Flickr8k gate):
+    python -m takarir_training.simulate_export --to /tmp/sim --photos 300
+    python -m takarir_training.finetune ... --export /tmp/sim --flickr-exclude /tmp/sim/flickr_names.txt
 Real run (needs the shipped model's checkpoint, e.g. runs/ew4/scst_avg.pt from `training/run.sh --name ew4`):
     python -m takarir_training.finetune --base runs/ew4/scst_avg.pt --tokenizer ../models/default/tokenizer.json \
         --export /srv/train/2026-12 --withdrawn gone.txt --name ft-2026-12 --out ../models/2026-12
@@ -234,6 +237,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--tolerance", type=float, default=0.01)
+    p.add_argument("--flickr-exclude", help="file of Flickr8k names kept out of training and the Flickr8k gate "
+                   "(the photos of a simulated export: simulate_export's flickr_names.txt)")
     p.add_argument("--flickr-train", type=int, default=None, help="Flickr8k train images used (default all)")
     p.add_argument("--dev-images", type=int, default=500, help="Flickr8k / coco dev images per gate")
     p.add_argument("--threads", type=int, default=2)
@@ -250,7 +255,9 @@ def main(argv=None):
     weights = {k: float(v) for k, v in (kv.split("=", 1) for kv in a.weight)}
     withdrawn = Path(a.withdrawn).read_text().split() if a.withdrawn else []
     consented, manifest, excluded = consented_source(a.export, withdrawn)
-    fk_train, fk_dev = read_split(a.flickr, "train"), read_split(a.flickr, "dev")
+    fk_out = set(Path(a.flickr_exclude).read_text().split()) if a.flickr_exclude else set()
+    fk_train = [n for n in read_split(a.flickr, "train") if n not in fk_out]
+    fk_dev = [n for n in read_split(a.flickr, "dev") if n not in fk_out]
     flickr = Source("flickr8k", a.flickr, fk_train[:a.flickr_train], fk_dev[:a.dev_images])
     sources = [flickr, consented]
     gates_src = {"flickr8k_dev": flickr, "consented_held_back": consented}
@@ -268,6 +275,7 @@ def main(argv=None):
         # One tokenizer for both sources, as the shipped one covers the words of both languages.
         tok = smoke_tokenizer(run / "tokenizer.json", [flickr, consented])
         feats = Features(run, smoke=True)
+        torch.manual_seed(cfg["seed"])  # the base model's initial weights
         for s in {id(s): s for s in list(sources) + list(gates_src.values())}.values():
             feats.load(s)
         base = Captioner(tok.get_vocab_size(), feat_dim=6, d=64, heads=4, layers=1, ff=128, dropout=0.1,
