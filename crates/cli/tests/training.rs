@@ -238,6 +238,16 @@ async fn export_holds_consented_items_only_and_no_identity() {
     image_names.sort();
     assert_eq!(split_names, image_names);
     assert_eq!(image_names.len(), 5);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out1).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the export is the operator's alone: {mode:o}"
+        );
+    }
     for name in &image_names {
         let png = std::fs::read(out1.join("images").join(name)).unwrap();
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{name}: a PNG");

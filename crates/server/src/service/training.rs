@@ -208,6 +208,15 @@ pub async fn export(
         bail!("{} is not empty", to.display());
     }
     let items = consented(storage, key).await?;
+    // Photos and captions: readable by the operator's account only.
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(to)
+        .with_context(|| format!("creating {}", to.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     std::fs::create_dir_all(to.join("images"))?;
     std::fs::create_dir_all(to.join("splits"))?;
     let mut captions: BTreeMap<String, String> = BTreeMap::new();
