@@ -48,6 +48,8 @@ use serde::Deserialize;
 /// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before 429 |
 /// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 |
 /// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
+/// | `training_export_key` | a key generated into `<data_dir>/training-export.key` on first export | hex key (at least 32 digits) naming exported training items by pseudonym (`takarir training export`); keep it to compare exports |
+/// | `model_update_days` | `0` | the operator's schedule for new model versions, stated on the privacy page (a new version, trained without withdrawn items, replaces the one in use at least this often; `0`: no fixed schedule) |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -122,6 +124,10 @@ pub struct ServerConfig {
     pub login_failures_per_client: u32,
     /// Policy versions file; `None`: the compiled-in list.
     pub policy_file: Option<PathBuf>,
+    /// Hex key for training-item pseudonyms; `None`: a key file in `data_dir`.
+    pub training_export_key: Option<String>,
+    /// Days between model versions the operator commits to; 0: no fixed schedule.
+    pub model_update_days: u64,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +168,8 @@ impl Default for ServerConfig {
             login_failures_per_account: 5,
             login_failures_per_client: 20,
             policy_file: None,
+            training_export_key: None,
+            model_update_days: 0,
         }
     }
 }
@@ -224,6 +232,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("login_failures_per_account", Kind::Number),
     ("login_failures_per_client", Kind::Number),
     ("policy_file", Kind::Text),
+    ("training_export_key", Kind::Text),
+    ("model_update_days", Kind::Number),
 ];
 
 impl ServerConfig {

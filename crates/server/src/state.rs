@@ -14,6 +14,7 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
+use crate::models::ModelCard;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
 use crate::service::accounts::throttle::LoginThrottle;
@@ -39,6 +40,7 @@ struct Inner {
     mailer: Mailer,
     login_throttle: LoginThrottle,
     policy: Policy,
+    card: Option<ModelCard>,
 }
 
 impl AppState {
@@ -64,6 +66,10 @@ impl AppState {
                     config.login_failures_per_client,
                 ),
                 policy: load_policy(&config).expect("valid policy_file"),
+                card: ModelCard::of(&config.model).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "the model's card.json cannot be read");
+                    None
+                }),
                 metrics,
                 captioner,
                 storage,
@@ -75,9 +81,11 @@ impl AppState {
     }
 
     /// Opens the storage, loads the configured model (on a blocking thread) and builds the state.
-    pub async fn load(config: ServerConfig) -> anyhow::Result<Self> {
+    pub async fn load(mut config: ServerConfig) -> anyhow::Result<Self> {
         Mailer::new(&config)?;
         load_policy(&config)?;
+        // The version `takarir models promote` chose, if any.
+        config.model = crate::models::model_to_load(&config)?;
         let storage = Storage::open(&config).await?;
         let mut opts = CaptionerOptions::new(config.model.clone());
         if let Some(t) = config.threads {
@@ -104,6 +112,11 @@ impl AppState {
     /// The model.
     pub fn captioner(&self) -> &Arc<Captioner> {
         &self.inner.captioner
+    }
+
+    /// The model's `card.json`, when it has one.
+    pub fn model_card(&self) -> Option<&ModelCard> {
+        self.inner.card.as_ref()
     }
 
     /// The database and object store.

@@ -242,11 +242,16 @@ async fn read_only_routes_answer_with_security_headers() {
         assert!(en.contains("<html lang=\"en\">"));
     }
     let privacy = s.get("/privacy").await.text().await.unwrap();
-    assert!(privacy.contains("Versi 2.1"));
+    assert!(privacy.contains("Versi 2.2"));
     assert!(privacy.contains("tidak disimpan"));
-    assert!(privacy.contains("2026-11-30"));
+    assert!(privacy.contains("2026-12-03"));
+    // A trained model is replaced at the next version, not untrained; no schedule set here.
+    assert!(privacy.contains("<strong>diganti pada versi berikutnya</strong>"));
+    assert!(privacy.contains("belum menetapkan jadwal tetap"));
     let privacy_en = s.get("/privacy?lang=en").await.text().await.unwrap();
     assert!(privacy_en.contains("not stored"));
+    assert!(privacy_en.contains("<strong>replaced at the next version</strong>"));
+    assert!(privacy_en.contains("has not set a fixed schedule"));
 
     // The switch link sets a cookie and goes back; a foreign `next` is not followed.
     let res = s.get("/lang/en?next=%2Fprivacy").await;
@@ -276,6 +281,20 @@ async fn read_only_routes_answer_with_security_headers() {
         .to_str()
         .unwrap()
         .starts_with("text/plain"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn privacy_page_states_the_model_update_schedule() {
+    let s = start(|c| c.model_update_days = 90).await;
+    let id = s.get("/privacy").await.text().await.unwrap();
+    assert!(
+        id.contains("mengganti model paling lambat setiap 90 hari"),
+        "{id}"
+    );
+    assert!(!id.contains("belum menetapkan jadwal tetap"));
+    let en = s.get("/privacy?lang=en").await.text().await.unwrap();
+    assert!(en.contains("replaces the model at least every 90 days"));
     s.stop().await;
 }
 

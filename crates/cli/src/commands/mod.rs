@@ -6,9 +6,11 @@ pub mod bench;
 pub mod caption;
 pub mod eval;
 pub mod generation;
+pub mod models;
 pub mod output;
 pub mod remote;
 pub mod serve;
+pub mod training;
 
 use std::path::{Path, PathBuf};
 

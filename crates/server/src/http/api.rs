@@ -14,6 +14,7 @@ use crate::error::{ApiError, Problem};
 use crate::http::extract::{caption_caller, client_ip, discard_unread, read_submission, Ctx};
 use crate::http::middleware::LangOverride;
 use crate::http::openapi::{Binary, Upload};
+use crate::models::ModelCard;
 use crate::options::{Feature, LangChoice, Style};
 use crate::service::accounts::auth::caption_auth;
 use crate::service::accounts::caption_defaults;
@@ -154,12 +155,16 @@ pub struct ModelEntry {
     pub quantized: bool,
     /// Load time in milliseconds.
     pub load_ms: f64,
+    /// Always true: the version in use (`takarir models promote` chooses it).
+    pub active: bool,
+    /// Its `card.json` (training exports, consented items per language, gate figures), if any.
+    pub card: Option<ModelCard>,
 }
 
 /// The models list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Models {
-    /// Loaded models (one for now).
+    /// The loaded model: the version in use (one for now).
     pub models: Vec<ModelEntry>,
 }
 
@@ -313,6 +318,8 @@ pub async fn models(State(state): State<AppState>) -> Json<Models> {
             default_language: c.default_language().to_string(),
             quantized: info.quantized,
             load_ms: info.load_ms,
+            active: true,
+            card: state.model_card().cloned(),
         }],
     })
 }
