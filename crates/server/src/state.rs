@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use takarir_engine::{Captioner, CaptionerOptions};
+use takarir_engine::{Captioner, CaptionerOptions, LazyTextReader, TextReaderOptions};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerConfig;
@@ -28,6 +28,7 @@ pub struct AppState {
 struct Inner {
     config: ServerConfig,
     captioner: Arc<Captioner>,
+    text: Arc<LazyTextReader>,
     storage: Storage,
     node_id: String,
     job_signal: Notify,
@@ -65,6 +66,7 @@ impl AppState {
                 ),
                 policy: load_policy(&config).expect("valid policy_file"),
                 metrics,
+                text: Arc::new(text_reader(&config, &captioner)),
                 captioner,
                 storage,
                 node_id: node_id(),
@@ -104,6 +106,11 @@ impl AppState {
     /// The model.
     pub fn captioner(&self) -> &Arc<Captioner> {
         &self.inner.captioner
+    }
+
+    /// The text reader, loaded on the first request for `text`.
+    pub fn text_reader(&self) -> &Arc<LazyTextReader> {
+        &self.inner.text
     }
 
     /// The database and object store.
@@ -209,6 +216,22 @@ fn node_id() -> String {
     let mut b = [0u8; 6];
     rand::fill(&mut b);
     format!("node-{}-{}", std::process::id(), hex::encode(b))
+}
+
+/// The text reader of `models/text` beside the model's directory (`models/default`), with the
+/// server's threads and image limits; nothing is opened until text is first asked for.
+pub fn text_reader(config: &ServerConfig, captioner: &Captioner) -> LazyTextReader {
+    let dir = captioner
+        .model_dir()
+        .parent()
+        .map(|p| p.join("text"))
+        .unwrap_or_else(|| "text".into());
+    let mut opts = TextReaderOptions::new(dir);
+    if let Some(t) = config.threads {
+        opts.threads = t;
+    }
+    opts.limits = config.image_limits();
+    LazyTextReader::new(opts)
 }
 
 fn load_policy(config: &ServerConfig) -> anyhow::Result<Policy> {

@@ -126,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         });
     }
     let captioner = args.model.load()?;
+    let text = args.model.text_reader(&captioner);
     let alternatives = usize::from(opts.alternatives);
     let tune = |o: &mut CaptionOptions| args.decoding.apply(o, alternatives);
     // Refuse bad options once, up front, rather than once per file.
@@ -151,7 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .iter()
             .filter_map(|b| b.as_ref().ok().map(Vec::as_slice))
             .collect();
-        let mut results = caption_images(&captioner, &readable, &opts, &langs, tune).into_iter();
+        let mut results =
+            caption_images(&captioner, &text, &readable, &opts, &langs, tune).into_iter();
         for (path, b) in chunk.iter().zip(&bytes) {
             let file = path.display().to_string();
             let item = match b {
@@ -160,6 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                     captions: None,
                     objects: None,
                     tags: None,
+                    text: None,
                     image: None,
                     metadata: None,
                     error: Some(unreadable(e)),

@@ -87,6 +87,7 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("confidence", "Keyakinan", "Confidence"),
     ("objects", "Objek terdeteksi", "Detected objects"),
     ("tags", "Tag", "Tags"),
+    ("text_read", "Teks terbaca", "Text read"),
     ("none_found", "tidak ada", "none"),
     ("copy", "Salin", "Copy"),
     ("copied", "Tersalin", "Copied"),
