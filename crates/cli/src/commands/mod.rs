@@ -84,14 +84,17 @@ impl ModelArgs {
         Ok(Captioner::load(&o)?)
     }
 
-    /// The text reader of `text/` beside `captioner`'s model directory (as the server finds
-    /// it), with these threads; opened only when text is first asked for.
-    pub fn text_reader(&self, captioner: &Captioner) -> LazyTextReader {
-        let dir = captioner
-            .model_dir()
-            .parent()
-            .map(|p| p.join("text"))
-            .unwrap_or_else(|| PathBuf::from("text"));
+    /// The text reader of `dir`, else of `text/` beside `captioner`'s model directory (as the
+    /// server finds it), with these threads; opened only when text is first asked for.
+    pub fn text_reader(&self, captioner: &Captioner, dir: Option<PathBuf>) -> LazyTextReader {
+        let beside = || {
+            captioner
+                .model_dir()
+                .parent()
+                .map(|p| p.join("text"))
+                .unwrap_or_else(|| PathBuf::from("text"))
+        };
+        let dir = dir.unwrap_or_else(beside);
         let mut o = TextReaderOptions::new(dir);
         if let Some(t) = self.threads {
             o.threads = t;
