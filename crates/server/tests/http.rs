@@ -1163,7 +1163,7 @@ async fn text_feature_reads_the_photo_and_the_caption_quotes_it() {
     // The page asks for text, and without JavaScript lists the lines read.
     let html = s.get("/").await.text().await.unwrap();
     assert!(
-        html.contains("name=\"features\" value=\"caption,objects,tags,text\""),
+        html.contains("name=\"features\" value=\"caption,text\""),
         "{html}"
     );
     let form = Form::new()
@@ -1225,7 +1225,7 @@ async fn a_missing_text_model_is_a_clear_error_and_captions_still_work() {
     assert_eq!(res.status(), StatusCode::OK);
     let html = s.get("/").await.text().await.unwrap();
     assert!(
-        html.contains("name=\"features\" value=\"caption,objects,tags\""),
+        html.contains("name=\"features\" value=\"caption\""),
         "{html}"
     );
     s.stop().await;

@@ -254,6 +254,20 @@ pub fn with_cookie(mut res: Response, cookie: HeaderValue) -> Response {
     res
 }
 
+/// What the page asks for: captions; objects and tags when the model has a detector and a
+/// tagger; text whenever this server can read it: for alt text the words in a photo often
+/// matter most (it costs about a quarter of a second more per photo).
+fn page_features(state: &AppState) -> String {
+    let mut f = vec!["caption"];
+    if state.captioner().info().vision {
+        f.extend(["objects", "tags"]);
+    }
+    if state.text_available() {
+        f.push("text");
+    }
+    f.join(",")
+}
+
 pub fn render(
     state: &AppState,
     name: &str,
@@ -273,9 +287,7 @@ pub fn render(
         both_ok => langs.iter().any(|l| l == "id") && langs.iter().any(|l| l == "en"),
         default_caption_lang => if langs.iter().any(|l| l == lang.code()) { lang.code() } else { state.captioner().default_language() },
         max_mb => state.config().max_upload_bytes / 1_000_000,
-        // Alt text: the words in a photo often matter most, so the page reads them whenever
-        // this server can (about a quarter of a second more per photo).
-        page_features => if state.text_available() { "caption,objects,tags,text" } else { "caption,objects,tags" },
+        page_features => page_features(state),
         max_files => state.config().max_files,
         job_days => state.config().job_result_days.max(1),
         session_idle_days => state.config().session_idle_seconds.div_ceil(86_400),
