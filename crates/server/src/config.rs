@@ -16,6 +16,7 @@ use serde::Deserialize;
 /// | --- | --- | --- |
 /// | `listen` | `127.0.0.1:8080` | address and port to listen on |
 /// | `model` | `models/default` | model directory or `hf:ORG/NAME[@REV]` |
+/// | `text_model` | `text/` beside the model directory (`models/text`) | the text reader's directory (`features=text`); loaded on the first request for text, and a missing one answers `text_unavailable` (503) |
 /// | `threads` | all cores | ONNX Runtime intra-op threads per graph |
 /// | `max_upload_bytes` | `20000000` | largest request body (all images together) and largest image file |
 /// | `max_files` | `10` | most images in one request |
@@ -57,6 +58,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Model directory or `hf:` spec.
     pub model: String,
+    /// The text reader's directory; `None`: `text/` beside the model directory.
+    pub text_model: Option<PathBuf>,
     /// ONNX Runtime threads per graph; `None` uses every core.
     pub threads: Option<usize>,
     /// Largest request body and largest image file, in bytes.
@@ -135,6 +138,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             model: "models/default".into(),
+            text_model: None,
             threads: None,
             max_upload_bytes: 20_000_000,
             max_files: 10,
@@ -199,6 +203,7 @@ enum Kind {
 const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Text),
     ("model", Kind::Text),
+    ("text_model", Kind::Text),
     ("threads", Kind::Number),
     ("max_upload_bytes", Kind::Number),
     ("max_files", Kind::Number),

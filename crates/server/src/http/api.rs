@@ -20,7 +20,7 @@ use crate::service::accounts::auth::caption_auth;
 use crate::service::accounts::caption_defaults;
 use crate::service::captioning::{
     caption_and_record, BatchItem, CaptionOut, CaptionedImage, ImageOut, MetadataOut, ObjectOut,
-    TagOut,
+    TagOut, TextOut,
 };
 use crate::state::AppState;
 
@@ -45,6 +45,10 @@ pub struct CaptionResponse {
     /// Tags, when `features` includes `tags`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<TagOut>>,
+    /// The text in the image, when `features` includes `text`: lines (text, confidence,
+    /// polygon in pixels of the upright image) and the whole text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextOut>,
     /// The model.
     pub model: ModelOut,
     /// Image facts (upright size).
@@ -98,7 +102,8 @@ pub struct CaptionParams {
     pub alternatives: Option<u8>,
     /// Rewrite gendered person words (man, woman, pria, wanita, ...) to neutral ones.
     pub gender_neutral: Option<bool>,
-    /// Outputs, comma-separated (default and only value today: `caption`).
+    /// Outputs, comma-separated: `caption` (default), `objects`, `tags`, `text` (the text in
+    /// the photo; the best caption of each language then quotes prominent text).
     #[param(style = Form, explode = false)]
     pub features: Option<Vec<Feature>>,
 }
@@ -239,6 +244,7 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
                 captions,
                 objects,
                 tags,
+                text,
                 image,
                 metadata,
             } = r.outcome?;
@@ -246,6 +252,7 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
                 captions,
                 objects,
                 tags,
+                text,
                 model: model_out(&state),
                 image,
                 metadata,

@@ -87,6 +87,7 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("confidence", "Keyakinan", "Confidence"),
     ("objects", "Objek terdeteksi", "Detected objects"),
     ("tags", "Tag", "Tags"),
+    ("text_read", "Teks terbaca", "Text read"),
     ("none_found", "tidak ada", "none"),
     ("copy", "Salin", "Copy"),
     ("copied", "Tersalin", "Copied"),
@@ -256,6 +257,20 @@ pub fn with_cookie(mut res: Response, cookie: HeaderValue) -> Response {
     res
 }
 
+/// What the page asks for: captions; objects and tags when the model has a detector and a
+/// tagger; text whenever this server can read it: for alt text the words in a photo often
+/// matter most (it costs about a quarter of a second more per photo).
+fn page_features(state: &AppState) -> String {
+    let mut f = vec!["caption"];
+    if state.captioner().info().vision {
+        f.extend(["objects", "tags"]);
+    }
+    if state.text_available() {
+        f.push("text");
+    }
+    f.join(",")
+}
+
 pub fn render(
     state: &AppState,
     name: &str,
@@ -275,6 +290,7 @@ pub fn render(
         both_ok => langs.iter().any(|l| l == "id") && langs.iter().any(|l| l == "en"),
         default_caption_lang => if langs.iter().any(|l| l == lang.code()) { lang.code() } else { state.captioner().default_language() },
         max_mb => state.config().max_upload_bytes / 1_000_000,
+        page_features => page_features(state),
         max_files => state.config().max_files,
         job_days => state.config().job_result_days.max(1),
         model_update_days => state.config().model_update_days,
@@ -319,6 +335,7 @@ mod tests {
                             lang => lang.code(), other_lang => "en", path => "/",
                             t => strings(lang), model_name => "m", model_langs => vec!["en"],
                             both_ok => false, default_caption_lang => "en", max_mb => 20,
+                            page_features => "caption,text",
                             max_files => 10, job_days => 7, session_idle_days => 7,
                             model_update_days => 0,
                             privacy_version => PRIVACY_VERSION,
