@@ -16,6 +16,7 @@ use serde::Deserialize;
 /// | --- | --- | --- |
 /// | `listen` | `127.0.0.1:8080` | address and port to listen on |
 /// | `model` | `models/default` | model directory or `hf:ORG/NAME[@REV]` |
+/// | `text_model` | `text/` beside the model directory (`models/text`) | the text reader's directory (`features=text`); loaded on the first request for text, and a missing one answers `text_unavailable` (503) |
 /// | `threads` | all cores | ONNX Runtime intra-op threads per graph |
 /// | `max_upload_bytes` | `20000000` | largest request body (all images together) and largest image file |
 /// | `max_files` | `10` | most images in one request |
@@ -53,6 +54,8 @@ use serde::Deserialize;
 /// | `production` | `false` | a public deployment: the service refuses to start until `controller` and `dpo_email` are set to real values (not empty, not the `example` placeholders) |
 /// | `throttle_salt` | a salt generated into `<data_dir>/throttle.salt` on first start | hex; the secret mixed into the hashed sign-in counter keys (accounts and client addresses), so a copy of the database cannot recover them by enumeration. Nodes sharing a database must share it |
 /// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
+/// | `training_export_key` | a key generated into `<data_dir>/training-export.key` on first export | hex key (at least 32 digits) naming exported training items by pseudonym (`takarir training export`); keep it to compare exports |
+/// | `model_update_days` | `0` | the operator's schedule for new model versions, stated on the privacy page (a new version, trained without withdrawn items, replaces the one in use at least this often; `0`: no fixed schedule) |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -60,6 +63,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Model directory or `hf:` spec.
     pub model: String,
+    /// The text reader's directory; `None`: `text/` beside the model directory.
+    pub text_model: Option<PathBuf>,
     /// ONNX Runtime threads per graph; `None` uses every core.
     pub threads: Option<usize>,
     /// Largest request body and largest image file, in bytes.
@@ -137,6 +142,10 @@ pub struct ServerConfig {
     pub backup_retention_days: u64,
     /// A public deployment: `controller` and `dpo_email` must be real.
     pub production: bool,
+    /// Hex key for training-item pseudonyms; `None`: a key file in `data_dir`.
+    pub training_export_key: Option<String>,
+    /// Days between model versions the operator commits to; 0: no fixed schedule.
+    pub model_update_days: u64,
 }
 
 impl Default for ServerConfig {
@@ -144,6 +153,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             model: "models/default".into(),
+            text_model: None,
             threads: None,
             max_upload_bytes: 20_000_000,
             max_files: 10,
@@ -182,6 +192,8 @@ impl Default for ServerConfig {
             dpo_email: None,
             backup_retention_days: 35,
             production: false,
+            training_export_key: None,
+            model_update_days: 0,
         }
     }
 }
@@ -211,6 +223,7 @@ enum Kind {
 const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Text),
     ("model", Kind::Text),
+    ("text_model", Kind::Text),
     ("threads", Kind::Number),
     ("max_upload_bytes", Kind::Number),
     ("max_files", Kind::Number),
@@ -249,6 +262,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("dpo_email", Kind::Text),
     ("backup_retention_days", Kind::Number),
     ("production", Kind::Flag),
+    ("training_export_key", Kind::Text),
+    ("model_update_days", Kind::Number),
 ];
 
 impl ServerConfig {

@@ -605,14 +605,19 @@ impl From<&Job> for JobSummary {
 pub struct AuditView {
     /// Entry id.
     pub id: i64,
-    /// The staff member's account id (null once that account is erased).
+    /// The staff member's account id (null once that account is erased, and for the
+    /// operator's `training_export`).
     pub actor_id: Option<i64>,
-    /// The staff member's role now (`admin`; null once the account is erased).
+    /// The staff member's role now (`admin`; null once the account is erased, and for the
+    /// operator).
     pub actor_role: Option<String>,
-    /// What was done (`view_personal_data`).
+    /// What was done (`view_personal_data` by staff, `training_export` by the operator).
     pub action: String,
-    /// The reason the staff member gave.
+    /// The reason the staff member (or the operator) gave.
     pub reason: String,
+    /// What it refers to, when the action alone does not say: for `training_export`, the
+    /// export's time, which a model card names when that export trained it.
+    pub detail: Option<String>,
     /// When.
     pub created_at: Time,
 }
@@ -625,6 +630,7 @@ impl From<&StoredAudit> for AuditView {
             actor_role: None,
             action: a.action.clone(),
             reason: a.reason.clone(),
+            detail: a.detail.clone(),
             created_at: Time(a.created_at),
         }
     }
@@ -660,13 +666,15 @@ pub struct AccessDocument {
     pub exports: Vec<ExportView>,
     /// Batch jobs.
     pub jobs: Vec<JobSummary>,
-    /// Staff accesses to the data.
+    /// Staff accesses to the data, and training exports of it by the operator.
     pub audit: Vec<AuditView>,
     /// Unused email links (verification, password reset): the address each was sent to,
     /// never the link's token.
     pub email_tokens: Vec<EmailTokenView>,
     /// Policy-change notices emailed to the user.
     pub policy_notices: Vec<PolicyNoticeView>,
+    /// The caption model in use, and whether this user's consented items trained it.
+    pub model_in_use: ModelInUse,
 }
 
 /// An unused email link in the access document.
@@ -702,6 +710,20 @@ pub struct PolicyNoticeView {
     pub policy_version: String,
     /// When the email was sent.
     pub emailed_at: Time,
+}
+
+/// The caption model version in use, as it concerns one user.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInUse {
+    /// Its version.
+    pub version: String,
+    /// True when a training export that held this user's items (a `training_export` entry of
+    /// `audit`) trained it. A model is not untrained when consent is withdrawn later: it is
+    /// replaced by the next version, trained without those items.
+    pub trained_with_your_items: bool,
+    /// The exports (their times) of this user's items that trained it.
+    pub training_exports: Vec<String>,
 }
 
 /// `GET /api/v1/me`: the access document and the policy version awaiting acknowledgement.

@@ -9,6 +9,7 @@ pub mod exports;
 pub mod policy;
 
 use serde::Deserialize;
+use takarir_store::audit::AuditEntry;
 use takarir_store::consents::PURPOSE_TRAINING;
 use takarir_store::erasure::user_prefix;
 use takarir_store::history::{HistoryId, HistoryQuery};
@@ -22,8 +23,8 @@ use crate::service::jobs::records::ItemRecord;
 use crate::state::AppState;
 use crate::views::{
     AccessDocument, ApiKeyView, AuditView, ConsentView, EmailTokenView, ExportView, HistoryEntry,
-    JobSummary, PolicyNoticeView, PreferencesView, Profile, SessionView, Time, TrainingItemView,
-    UsageRow, EXPORT_SCHEMA_VERSION,
+    JobSummary, ModelInUse, PolicyNoticeView, PreferencesView, Profile, SessionView, Time,
+    TrainingItemView, UsageRow, EXPORT_SCHEMA_VERSION,
 };
 
 /// Everything held about the user, as [`crate::views::export_schema`] describes it.
@@ -41,6 +42,8 @@ pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDoc
     fn all<T, V: for<'a> From<&'a T>>(rows: Vec<T>) -> Vec<V> {
         rows.iter().map(V::from).collect()
     }
+    let audit = db.audit().list(id).await?;
+    let model_in_use = model_in_use(state, &audit);
     Ok(AccessDocument {
         schema_version: EXPORT_SCHEMA_VERSION,
         exported_at: Time::now(),
@@ -54,7 +57,7 @@ pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDoc
         sessions: all::<_, SessionView>(db.sessions().list(id).await?),
         exports: all::<_, ExportView>(db.exports().list(id).await?),
         jobs: jobs(state, user).await?,
-        audit: audit(state, user).await?,
+        audit: audit_views(state, &audit).await?,
         email_tokens: all::<_, EmailTokenView>(db.email_tokens().list(id).await?),
         policy_notices: db
             .policy_notices()
@@ -66,15 +69,16 @@ pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDoc
                 emailed_at: Time(at),
             })
             .collect(),
+        model_in_use,
     })
 }
 
-/// Staff accesses to the user's data, each with the staff member's id and current role.
-async fn audit(state: &AppState, user: &User) -> Result<Vec<AuditView>, ApiError> {
+/// Staff and operator accesses to the user's data, each with the actor's id and current role.
+async fn audit_views(state: &AppState, audit: &[AuditEntry]) -> Result<Vec<AuditView>, ApiError> {
     let db = state.db();
     let mut out = Vec::new();
-    for entry in db.audit().list(user.id).await? {
-        let mut view = AuditView::from(&entry);
+    for entry in audit {
+        let mut view = AuditView::from(entry);
         if let Some(actor) = entry.actor_id {
             view.actor_role = db
                 .users()
@@ -103,6 +107,25 @@ async fn jobs(state: &AppState, user: &User) -> Result<Vec<JobSummary>, ApiError
         out.push(summary);
     }
     Ok(out)
+}
+
+/// The model in use and the user's training exports its card names.
+fn model_in_use(state: &AppState, audit: &[AuditEntry]) -> ModelInUse {
+    let trained_on: &[String] = state
+        .model_card()
+        .map(|c| c.training_exports.as_slice())
+        .unwrap_or_default();
+    let training_exports: Vec<String> = audit
+        .iter()
+        .filter(|a| a.action == crate::service::training::AUDIT_ACTION)
+        .filter_map(|a| a.detail.clone())
+        .filter(|d| trained_on.contains(d))
+        .collect();
+    ModelInUse {
+        version: state.captioner().info().version.clone(),
+        trained_with_your_items: !training_exports.is_empty(),
+        training_exports,
+    }
 }
 
 /// The user's whole history, oldest first, read 500 entries at a time.
