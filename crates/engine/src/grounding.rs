@@ -76,6 +76,9 @@ pub struct GroundingParams {
     /// Out-of-domain photos: a model caption must name the main object and nothing outside the
     /// plan (`false`: exactly the plan).
     pub ood_subset: bool,
+    /// Only the most salient confident object makes a photo out-of-domain: a person on a bench
+    /// stays the captioner's (it names people well), a cat on a bench does not.
+    pub ood_main_only: bool,
     /// A class outside the staples makes a photo out-of-domain only at or above this score
     /// (detector or tagger), which can be stricter than `det_confident`.
     pub ood_score: f32,
@@ -162,6 +165,7 @@ impl Default for GroundingParams {
             constrained_names_object: true,
             tag_before_constrained: true,
             ood_subset: false,
+            ood_main_only: true,
             ood_score: 0.55,
         }
     }
@@ -341,7 +345,7 @@ impl<'a> Grounder<'a> {
                 && det[c].max(tag[c]) >= p.ood_score
                 && !p.staples.contains(&classes[c].name)
         });
-        Evidence {
+        let mut ev = Evidence {
             det,
             boxes,
             area,
@@ -350,7 +354,14 @@ impl<'a> Grounder<'a> {
             supported,
             groups,
             out_of_domain,
+        };
+        if p.ood_main_only && ev.out_of_domain {
+            ev.out_of_domain = self
+                .ranked(&ev)
+                .first()
+                .is_some_and(|&m| !p.staples.contains(&classes[m].name));
         }
+        ev
     }
 
     fn salience(&self, ev: &Evidence, c: usize) -> f32 {

@@ -30,6 +30,25 @@ pub(crate) fn open(
     path: &Path,
     threads: usize,
 ) -> Result<Session> {
+    open_with(env, path, threads, true)
+}
+
+/// A graph that runs once per image (detector, tagger): its idle threads sleep instead of
+/// spinning, so that they do not take the cores from the captioner's many short decoder runs.
+pub(crate) fn open_once_per_image(
+    env: &ort::environment::Environment,
+    path: &Path,
+    threads: usize,
+) -> Result<Session> {
+    open_with(env, path, threads, false)
+}
+
+fn open_with(
+    env: &ort::environment::Environment,
+    path: &Path,
+    threads: usize,
+    spinning: bool,
+) -> Result<Session> {
     let load = |e: String| EngineError::model(path, format!("cannot load ONNX graph: {e}"));
     Session::builder(env)
         .map_err(|e| load(e.to_string()))?
@@ -38,6 +57,8 @@ pub(crate) fn open(
         .with_intra_threads(threads.max(1))
         .map_err(|e| load(e.to_string()))?
         .with_inter_threads(1)
+        .map_err(|e| load(e.to_string()))?
+        .with_intra_op_spinning(spinning)
         .map_err(|e| load(e.to_string()))?
         .commit_from_file(path)
         .map_err(|e| load(e.to_string()))

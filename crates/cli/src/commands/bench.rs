@@ -248,7 +248,17 @@ fn grounding_p50(
         objects: true,
         tags: true,
     };
-    let cases = [(&alone, only), (&grounded, only), (&grounded, all)];
+    let seen_only = Features {
+        caption: false,
+        objects: true,
+        tags: true,
+    };
+    let cases = [
+        (&alone, only),
+        (&grounded, only),
+        (&grounded, all),
+        (&grounded, seen_only),
+    ];
     let mut times = vec![Vec::new(); cases.len()];
     // Interleaved, so that a busy neighbour slows every case alike.
     for i in 0..runs {
@@ -271,6 +281,7 @@ fn grounding_p50(
         "caption_alone_p50_ms": p50[0],
         "grounded_caption_p50_ms": p50[1],
         "grounded_with_objects_and_tags_p50_ms": p50[2],
+        "objects_and_tags_alone_p50_ms": p50[3],
         "overhead": p50[2] / p50[0],
     }))
 }
@@ -555,14 +566,16 @@ fn print_table(r: &Value) {
         );
     }
     let g = &r["rust"]["grounding"];
-    if let (Some(alone), Some(grounded), Some(all)) = (
+    if let (Some(alone), Some(grounded), Some(all), Some(seen)) = (
         g["caption_alone_p50_ms"].as_f64(),
         g["grounded_caption_p50_ms"].as_f64(),
         g["grounded_with_objects_and_tags_p50_ms"].as_f64(),
+        g["objects_and_tags_alone_p50_ms"].as_f64(),
     ) {
         println!(
             "end to end p50: captioner alone {alone:.2} ms, grounded caption {grounded:.2} ms, \
-             grounded with objects and tags {all:.2} ms ({:.2}x the captioner alone)",
+             grounded with objects and tags {all:.2} ms ({:.2}x the captioner alone); \
+             objects and tags without a caption {seen:.2} ms",
             all / alone
         );
     }

@@ -89,7 +89,7 @@ impl Detector {
             return Err(EngineError::model(&path, "detector graph missing"));
         }
         let env = crate::runtime::environment(None)?;
-        let session = crate::onnx::open(env, &path, threads)?;
+        let session = crate::onnx::open_once_per_image(env, &path, threads)?;
         let input = session
             .inputs()
             .first()

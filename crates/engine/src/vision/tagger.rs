@@ -30,7 +30,7 @@ impl Tagger {
             return Err(EngineError::model(&path, "tagger graph missing"));
         }
         let env = crate::runtime::environment(None)?;
-        let session = crate::onnx::open(env, &path, threads)?;
+        let session = crate::onnx::open_once_per_image(env, &path, threads)?;
         let input = session
             .inputs()
             .first()
