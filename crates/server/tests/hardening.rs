@@ -1,0 +1,249 @@
+//! Attacks a hostile client can make on the service's capacity, reproduced against the real
+//! server on a random port: slow uploads, unfinished headers, piles of connections, refused
+//! requests that would spend the client's rate limit. Clients bind to distinct loopback
+//! addresses (127.0.0.x) so that per-client limits see distinct clients.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Client, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+mod common;
+use common::{sample, Backend, TestServer};
+use takarir_server::ServerConfig;
+
+async fn start(edit: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    TestServer::start(Backend::from_env(), edit).await
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+/// A TCP connection to the server from 127.0.0.`from`.
+async fn connect_from(base: &str, from: u8) -> TcpStream {
+    let addr = base.trim_start_matches("http://").parse().unwrap();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(std::net::SocketAddr::new(ip(from), 0)).unwrap();
+    sock.connect(addr).await.unwrap()
+}
+
+/// A client whose connections come from 127.0.0.`from`.
+fn client_from(from: u8) -> Client {
+    Client::builder()
+        .local_address(ip(from))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// An upload that sends its headers, then one byte of its body every `every` until the server
+/// answers or closes; what the server answered (empty when it only closed).
+fn trickle(base: &str, from: u8, every: Duration) -> tokio::task::JoinHandle<String> {
+    let base = base.to_string();
+    tokio::spawn(async move {
+        let mut c = connect_from(&base, from).await;
+        let head = "POST /api/v1/captions HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n\
+             Content-Length: 100000\r\nAccept-Language: en\r\n\r\n";
+        c.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            tokio::select! {
+                n = c.read(&mut buf) => {
+                    let n = n.unwrap_or(0);
+                    return String::from_utf8_lossy(&buf[..n]).into_owned();
+                }
+                _ = tokio::time::sleep(every) => {
+                    if c.write_all(b"P").await.is_err() {
+                        let n = c.read(&mut buf).await.unwrap_or(0);
+                        return String::from_utf8_lossy(&buf[..n]).into_owned();
+                    }
+                }
+            }
+        }
+    })
+}
+
+async fn caption(client: &Client, s: &TestServer) -> reqwest::Response {
+    let form = Form::new().part(
+        "image",
+        Part::bytes(sample("rocket.jpg")).file_name("a.jpg"),
+    );
+    client
+        .post(s.url("/api/v1/captions"))
+        .header("accept-language", "en")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Row 1 of the hardening issue: four uploads trickled at one byte a second used to hold all
+/// four inference places (503 for everyone else). Now an honest client gets its caption within
+/// 5 s, a fifth trickle from the same address is refused at once, and the trickles are cut off
+/// (408) once they fall behind the minimum rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_uploads_do_not_hold_inference_places() {
+    let s = start(|c| {
+        c.upload_grace_seconds = 4;
+        c.queue_capacity = 4;
+        c.max_uploads_per_client = 4;
+    })
+    .await;
+    let started = Instant::now();
+    let slow: Vec<_> = (0..4)
+        .map(|_| trickle(&s.base, 2, Duration::from_secs(1)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A fifth from the same address: refused at once, its client's places are all taken.
+    let fifth = tokio::time::timeout(
+        Duration::from_secs(5),
+        trickle(&s.base, 2, Duration::from_secs(1)),
+    )
+    .await
+    .expect("answered at once")
+    .unwrap();
+    assert!(fifth.starts_with("HTTP/1.1 503"), "{fifth}");
+    // The honest client, while the trickles are all still within their grace period.
+    let honest = client_from(1);
+    let t = Instant::now();
+    let res = caption(&honest, &s).await;
+    let took = t.elapsed();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(!body["captions"][0]["text"].as_str().unwrap().is_empty());
+    assert!(took < Duration::from_secs(5), "caption took {took:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "within the grace"
+    );
+    // The trickles are cut off soon after their grace: 408 upload_timeout.
+    for t in slow {
+        let answer = tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("cut off")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("upload_timeout"), "{answer}");
+    }
+    let cut = started.elapsed();
+    assert!(cut < Duration::from_secs(9), "cut off after {cut:?}");
+    let health: serde_json::Value = s.get("/api/v1/health").await.json().await.unwrap();
+    assert_eq!(health["queue_in_use"], 0);
+    s.stop().await;
+}
+
+/// Row 8: a connection that never finishes its headers is closed after
+/// `header_read_timeout_seconds`, instead of holding a file descriptor for ever.
+#[tokio::test]
+async fn unfinished_headers_are_closed() {
+    let s = start(|c| c.header_read_timeout_seconds = 1).await;
+    let mut c = connect_from(&s.base, 1).await;
+    c.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("closed within the timeout")
+        .unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        n == 0 || answer.starts_with("HTTP/1.1 408"),
+        "closed, not answered: {answer}"
+    );
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(800), "closed after {took:?}");
+    // The server still serves.
+    assert_eq!(s.get("/api/v1/health").await.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+/// Row 8: one address cannot hold more than `max_connections_per_client` connections; others
+/// are still served.
+#[tokio::test]
+async fn connections_per_client_are_capped() {
+    let s = start(|c| c.max_connections_per_client = 3).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from(&s.base, 3).await);
+    }
+    // Give the server a moment to accept them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = connect_from(&s.base, 3).await;
+    let _ = extra
+        .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf[..n]));
+    // Another address is served meanwhile.
+    let other = client_from(4);
+    let res = other.get(s.url("/api/v1/health")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The held ones still work, and once one closes the address may connect again.
+    let mut first = held.remove(0);
+    first
+        .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    first.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    drop(first);
+    let again = client_from(3);
+    let mut ok = false;
+    for _ in 0..50 {
+        if let Ok(r) = again.get(s.url("/api/v1/health")).send().await {
+            ok = r.status() == StatusCode::OK;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "a freed place is usable again");
+    drop(held);
+    s.stop().await;
+}
+
+/// Row 9: a request refused as busy (503) does not spend the client's rate-limit token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_refusals_cost_no_rate_limit_token() {
+    let s = start(|c| {
+        c.rate_limit_per_minute = 3;
+        c.max_concurrent_uploads = 1;
+    })
+    .await;
+    // Another client holds the only upload place.
+    let slow = trickle(&s.base, 2, Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let honest = client_from(1);
+    for _ in 0..4 {
+        let res = caption(&honest, &s).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    slow.abort();
+    // Once the place is free (503 again until then, which costs nothing), three captions go
+    // through: the full budget, untouched by the four refusals.
+    let mut ok = 0;
+    for _ in 0..100 {
+        let res = caption(&honest, &s).await;
+        match res.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("unexpected {other} after {ok} captions"),
+        }
+        if ok == 3 {
+            break;
+        }
+    }
+    assert_eq!(ok, 3);
+    let res = caption(&honest, &s).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    s.stop().await;
+}
