@@ -34,8 +34,13 @@ pub struct GroundingParams {
     pub det_sure: f32,
     /// Tagger mass an animal detection needs when the tagger knows that animal.
     pub tag_agree: f32,
-    /// Tagger mass of another animal that vetoes a detection of an animal it cannot tag.
+    /// Tagger mass of another animal (or vehicle) that vetoes an unsure detection of one the
+    /// tagger sees little of (the detector takes dogs for horses, bicycles for motorcycles).
     pub tag_conflict: f32,
+    /// Below this tagger mass of its own, an animal or vehicle detection yields to a conflict.
+    pub tag_conflict_own: f32,
+    /// A detection this sure stands against any conflict.
+    pub det_conflict_sure: f32,
     /// A detection at or above this makes a class supported (may be named).
     pub det_support: f32,
     /// A tag mass at or above this makes a class supported.
@@ -118,6 +123,8 @@ impl Default for GroundingParams {
             det_sure: 0.65,
             tag_agree: 0.01,
             tag_conflict: 0.3,
+            tag_conflict_own: 0.1,
+            det_conflict_sure: 0.8,
             det_support: 0.15,
             tag_support: 0.1,
             staples: [
@@ -267,9 +274,19 @@ impl<'a> Grounder<'a> {
             }
         }
         let animal = |c: usize| classes[c].kind == Kind::Animal;
+        // Another class of the same kind that the tagger is sure of, while it sees little of c.
+        let conflicted = |c: usize| {
+            matches!(classes[c].kind, Kind::Animal | Kind::Vehicle)
+                && det[c] < p.det_conflict_sure
+                && tag[c] < p.tag_conflict_own
+                && (0..n).any(|o| {
+                    o != c && classes[o].kind == classes[c].kind && tag[o] >= p.tag_conflict
+                })
+        };
         let mut confident: Vec<bool> = (0..n)
             .map(|c| {
                 let by_det = det[c] >= p.det_confident
+                    && !conflicted(c)
                     && (!animal(c)
                         || det[c] >= p.det_sure
                         || if tagged[c] {

@@ -18,9 +18,11 @@ fn load() -> Captioner {
     Captioner::load(&o).expect("models/default loads")
 }
 
+/// The captioner alone (no detector or tagger in the loop): the model's own tokens.
 fn caption(c: &Captioner, bytes: &[u8], lang: &str) -> takarir_engine::Caption {
     let opts = CaptionOptions {
         lang: Some(lang.into()),
+        grounded: Some(false),
         ..Default::default()
     };
     let (mut r, _) = c.caption_images(&[bytes], &opts);
@@ -130,4 +132,52 @@ fn captioning_in_several_languages_at_once_matches_one_language_at_a_time() {
     // the decoder steps of one language.
     assert_eq!((timings.encoder_runs, id_timings.encoder_runs), (1, 1));
     assert!(timings.decoder_steps > id_timings.decoder_steps);
+}
+
+/// Grounded captions (the default): the detector and tagger keep the captioner, which learned
+/// from Flickr8k's people and dogs, from calling the cat a dog or the cup a person.
+#[test]
+fn grounded_captions_name_what_is_in_the_samples_in_both_languages() {
+    let c = load();
+    assert!(
+        c.info().vision,
+        "models/default ships a detector and a tagger"
+    );
+    let words = |t: &str| -> Vec<String> {
+        t.split(|ch: char| !ch.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    for (name, en_word, id_word) in [
+        ("chelsea", "cat", "kucing"),
+        ("chelsea-exif-rotated", "cat", "kucing"),
+        ("coffee", "cup", "cangkir"),
+        ("rocket", "rocket", "roket"),
+    ] {
+        let bytes = std::fs::read(root().join(format!("samples/{name}.jpg"))).unwrap();
+        for (lang, want, never) in [
+            ("en", en_word, ["dog", "person", "man"]),
+            ("id", id_word, ["anjing", "orang", "pria"]),
+        ] {
+            let opts = CaptionOptions {
+                lang: Some(lang.into()),
+                ..Default::default()
+            };
+            let (mut r, _) = c.caption_images(&[bytes.as_slice()], &opts);
+            let cap = r.remove(0).expect("captioned").captions.remove(0);
+            let w = words(&cap.text);
+            assert!(w.iter().any(|x| x == want), "{name} {lang}: {:?}", cap.text);
+            assert!(
+                never.iter().all(|n| !w.iter().any(|x| x == n)),
+                "{name} {lang}: names what is not there: {:?}",
+                cap.text
+            );
+            let conf = cap
+                .confidence
+                .expect("grounded captions carry a confidence");
+            assert!((0.0..=1.0).contains(&conf), "{name} {lang}: {conf}");
+            assert!(cap.needs_review.is_some() && cap.source.is_some());
+        }
+    }
 }

@@ -45,6 +45,7 @@ fn recorded_pixels(exp: &Value, image: &str) -> Prepared {
         image_height: side as u32,
         format: "png",
         metadata: Default::default(),
+        vision_input: None,
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use takarir_engine::{CaptionOptions, Timings};
+use takarir_engine::{CaptionOptions, Captioner, Features, Timings};
 
 use super::{find_up, ModelArgs};
 
@@ -164,6 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let images_per_s = (rounds * 8) as f64 / t.elapsed().as_secs_f64();
     let all_languages = all_languages_p50(&captioner, &images, &opts, args.runs)?;
+    let grounding = grounding_p50(&captioner, &images, &opts, args.runs)?;
 
     let rust = json!({
         "load_ms": load_ms,
@@ -175,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         "images_per_s_batch8": images_per_s,
         "peak_rss_mib": peak_rss_mib(),
         "all_languages": all_languages,
+        "grounding": grounding,
     });
     let model_dir = captioner_dir(&model_args)?;
     let model_name = captioner.info().name.clone();
@@ -214,6 +216,63 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// End-to-end p50 of the captioner alone, of a grounded caption (detector and tagger in the
+/// loop) and of a grounded caption with the objects and tags returned, side by side in one run.
+/// Null when the model has no vision bundle.
+fn grounding_p50(
+    captioner: &Captioner,
+    images: &[Vec<u8>],
+    opts: &CaptionOptions,
+    runs: usize,
+) -> anyhow::Result<Value> {
+    if !captioner.info().vision {
+        return Ok(Value::Null);
+    }
+    let alone = CaptionOptions {
+        grounded: Some(false),
+        ..opts.clone()
+    };
+    let grounded = CaptionOptions {
+        grounded: Some(true),
+        ..opts.clone()
+    };
+    let only = Features {
+        caption: true,
+        objects: false,
+        tags: false,
+    };
+    let all = Features {
+        caption: true,
+        objects: true,
+        tags: true,
+    };
+    let cases = [(&alone, only), (&grounded, only), (&grounded, all)];
+    let mut times = vec![Vec::new(); cases.len()];
+    // Interleaved, so that a busy neighbour slows every case alike.
+    for i in 0..runs {
+        let img = [images[i % images.len()].as_slice()];
+        for (k, (o, f)) in cases.iter().enumerate() {
+            let t = Instant::now();
+            let (r, _) = captioner.analyze_images(&img, std::slice::from_ref(*o), *f);
+            r.into_iter().next().expect("one result")?;
+            times[k].push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let p50: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            percentile(t, 0.5)
+        })
+        .collect();
+    Ok(json!({
+        "caption_alone_p50_ms": p50[0],
+        "grounded_caption_p50_ms": p50[1],
+        "grounded_with_objects_and_tags_p50_ms": p50[2],
+        "overhead": p50[2] / p50[0],
+    }))
 }
 
 fn bench_threads(args: &Args) -> usize {
@@ -493,6 +552,18 @@ fn print_table(r: &Value) {
                 .map(|l| l.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("+"))
                 .unwrap_or_default(),
             separate / shared
+        );
+    }
+    let g = &r["rust"]["grounding"];
+    if let (Some(alone), Some(grounded), Some(all)) = (
+        g["caption_alone_p50_ms"].as_f64(),
+        g["grounded_caption_p50_ms"].as_f64(),
+        g["grounded_with_objects_and_tags_p50_ms"].as_f64(),
+    ) {
+        println!(
+            "end to end p50: captioner alone {alone:.2} ms, grounded caption {grounded:.2} ms, \
+             grounded with objects and tags {all:.2} ms ({:.2}x the captioner alone)",
+            all / alone
         );
     }
 }
