@@ -20,6 +20,7 @@ use serde::Deserialize;
 /// | `max_upload_bytes` | `20000000` | largest request body (all images together) and largest image file |
 /// | `max_files` | `10` | most images in one request |
 /// | `max_megapixels` | `40` | largest image, in megapixels (checked on the header, before decoding) |
+/// | `max_image_memory_mb` | `256` | most memory (MiB) decoding and preparing one image may take, estimated from its header before decoding (a 1×39,999,999 PNG is refused by this, not by its pixel count); past it: 413 `image_too_large` |
 /// | `queue_capacity` | `4` | most caption requests in inference at once (waiting or running); a place is taken only once the upload has been read; past it: 503 |
 /// | `max_concurrent_uploads` | `16` | caption requests whose bodies are being received at once (bounds upload memory to this × `max_upload_bytes`); past it: 503 |
 /// | `max_uploads_per_client` | `4` | of those, most from one client address; past it: 503 (`0`: no limit) |
@@ -68,6 +69,8 @@ pub struct ServerConfig {
     pub max_files: usize,
     /// Largest image, in megapixels.
     pub max_megapixels: u64,
+    /// Most memory one image may take to decode and prepare, in MiB.
+    pub max_image_memory_mb: u64,
     /// Most caption requests admitted to inference at once (running or waiting).
     pub queue_capacity: usize,
     /// Caption requests receiving their body at once.
@@ -148,6 +151,7 @@ impl Default for ServerConfig {
             max_upload_bytes: 20_000_000,
             max_files: 10,
             max_megapixels: 40,
+            max_image_memory_mb: 256,
             queue_capacity: 4,
             max_concurrent_uploads: 16,
             max_uploads_per_client: 4,
@@ -215,6 +219,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("max_upload_bytes", Kind::Number),
     ("max_files", Kind::Number),
     ("max_megapixels", Kind::Number),
+    ("max_image_memory_mb", Kind::Number),
     ("queue_capacity", Kind::Number),
     ("max_concurrent_uploads", Kind::Number),
     ("max_uploads_per_client", Kind::Number),
@@ -317,6 +322,9 @@ impl ServerConfig {
         if self.header_read_timeout_seconds == 0 {
             bail!("header_read_timeout_seconds must be positive");
         }
+        if self.max_image_memory_mb == 0 {
+            bail!("max_image_memory_mb must be positive");
+        }
         if self.max_megapixels == 0 {
             bail!("max_megapixels must be positive");
         }
@@ -376,6 +384,7 @@ impl ServerConfig {
         takarir_engine::ImageLimits {
             max_bytes: self.max_upload_bytes,
             max_pixels: self.max_megapixels * 1_000_000,
+            max_memory_bytes: self.max_image_memory_mb << 20,
         }
     }
 

@@ -58,6 +58,16 @@ pub enum ApiError {
         /// Limit in megapixels.
         limit_megapixels: u32,
     },
+    /// Decoding and preparing the image would take more memory than allowed (a very long or
+    /// wide image, for instance).
+    TooMuchMemory {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The per-image memory limit in MiB.
+        limit_mb: u64,
+    },
     /// Not an image format the engine decodes, or a request content type that is not one.
     UnsupportedMediaType,
     /// An empty file.
@@ -171,7 +181,9 @@ impl ApiError {
             | UnsafeArchivePath
             | NestedArchive => StatusCode::UNPROCESSABLE_ENTITY,
             JobInputLost => StatusCode::INTERNAL_SERVER_ERROR,
-            PayloadTooLarge { .. } | TooManyPixels { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            PayloadTooLarge { .. } | TooManyPixels { .. } | TooMuchMemory { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             UploadTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -198,7 +210,7 @@ impl ApiError {
             NoImage => "no_image",
             TooManyFiles { .. } => "too_many_files",
             PayloadTooLarge { .. } => "payload_too_large",
-            TooManyPixels { .. } => "image_too_large",
+            TooManyPixels { .. } | TooMuchMemory { .. } => "image_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             EmptyImage => "empty_image",
             CorruptImage => "corrupt_image",
@@ -297,6 +309,20 @@ impl ApiError {
                 ),
                 format!(
                     "The image is {width}×{height} pixels, over the {limit_megapixels}-megapixel limit."
+                ),
+            ),
+            TooMuchMemory {
+                width,
+                height,
+                limit_mb,
+            } => (
+                "Gambar terlalu besar",
+                "Image too large",
+                format!(
+                    "Gambar berukuran {width}×{height} piksel memerlukan lebih dari {limit_mb} MB memori untuk diproses. Perkecil atau potong gambar lalu coba lagi."
+                ),
+                format!(
+                    "The image is {width}×{height} pixels and would need more than {limit_mb} MB of memory to process. Scale it down or crop it and try again."
                 ),
             ),
             UnsupportedMediaType => (
@@ -557,6 +583,16 @@ impl From<EngineError> for ApiError {
                 width,
                 height,
                 limit_megapixels,
+            },
+            EngineError::TooMuchMemory {
+                width,
+                height,
+                limit_mb,
+                ..
+            } => ApiError::TooMuchMemory {
+                width,
+                height,
+                limit_mb,
             },
             EngineError::UnsupportedFormat => ApiError::UnsupportedMediaType,
             EngineError::Empty => ApiError::EmptyImage,

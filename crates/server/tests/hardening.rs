@@ -247,3 +247,195 @@ async fn busy_refusals_cost_no_rate_limit_token() {
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     s.stop().await;
 }
+
+/// A real 1×`height` RGB PNG of one grey, tiny on the wire: its zlib stream is written by hand
+/// (fixed-Huffman deflate, one 4-byte row then back-references), so the test needs no
+/// compressor and no stored file.
+fn tall_png(height: u32) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        // Deflate packs values LSB first; Huffman codes go MSB first, so they are reversed.
+        fn put(&mut self, value: u64, len: u32) {
+            self.acc |= value << self.n;
+            self.n += len;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        fn code(&mut self, code: u64, len: u32) {
+            let rev = (0..len).fold(0, |r, i| r | ((code >> i) & 1) << (len - 1 - i));
+            self.put(rev, len);
+        }
+        fn literal(&mut self, b: u8) {
+            self.code(0x30 + b as u64, 8); // literals 0..=143: 8-bit codes from 0x30
+        }
+    }
+    let row = [0u8, 0x80, 0x80, 0x80]; // filter "none", one grey pixel
+    let total = 4 * height as u64;
+    let mut z = Bits {
+        out: vec![0x78, 0x01],
+        acc: 0,
+        n: 0,
+    };
+    z.put(1, 1); // final block
+    z.put(1, 2); // fixed Huffman codes
+    for b in row {
+        z.literal(b);
+    }
+    let mut done = 4u64;
+    while total - done >= 258 {
+        z.code(0xC5, 8); // length 258 (code 285)
+        z.code(3, 5); // distance 4 (code 3)
+        done += 258;
+    }
+    while done < total {
+        z.literal(row[(done % 4) as usize]);
+        done += 1;
+    }
+    z.code(0, 7); // end of block
+    if z.n > 0 {
+        z.out.push(z.acc as u8);
+    }
+    // Adler-32 of the raw rows.
+    let (mut a, mut b) = (1u64, 0u64);
+    for i in 0..total {
+        a = (a + row[(i % 4) as usize] as u64) % 65521;
+        b = (b + a) % 65521;
+    }
+    z.out
+        .extend_from_slice(&(((b << 16) | a) as u32).to_be_bytes());
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        c.extend_from_slice(&body);
+        c.extend_from_slice(&crc32(&body).to_be_bytes());
+        c
+    };
+    let mut ihdr = 1u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &z.out));
+    png.extend(chunk(b"IEND", b""));
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// Row 2: a 1×39,999,999 PNG (under the 40-megapixel limit) used to take ~4 s and ~900 MB.
+/// It is refused from its header, at once, with 413 `image_too_large` in the user's language;
+/// in a batch and in a job it is one item's error and the others are captioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tall_png_is_refused_by_its_memory_estimate() {
+    let s = start(|_| {}).await;
+    let png = tall_png(39_999_999);
+    assert!(png.len() < 2_000_000, "{} bytes", png.len());
+    // The file is a real, complete image: a small one made the same way decodes.
+    let small = image::load_from_memory(&tall_png(10)).expect("valid PNG");
+    assert_eq!((small.width(), small.height()), (1, 10));
+    let client = client_from(1);
+    let part = |bytes: Vec<u8>, name: &str| {
+        Part::bytes(bytes)
+            .file_name(name.to_string())
+            .mime_str("image/png")
+            .unwrap()
+    };
+    for (lang, needle) in [("id", "memori"), ("en", "memory")] {
+        let t = Instant::now();
+        let res = client
+            .post(s.url("/api/v1/captions"))
+            .header("accept-language", lang)
+            .multipart(Form::new().part("image", part(png.clone(), "tall.png")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "image_too_large", "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("1×39999999") && detail.contains(needle),
+            "{detail}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    // In a batch: that item's error; the other image is captioned.
+    let form = Form::new()
+        .part("image", part(png.clone(), "tall.png"))
+        .part(
+            "image",
+            Part::bytes(sample("rocket.jpg")).file_name("rocket.jpg"),
+        );
+    let res = client
+        .post(s.url("/api/v1/captions"))
+        .header("accept-language", "en")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body["results"][0]["error"]["code"], "image_too_large",
+        "{body}"
+    );
+    assert!(
+        body["results"][1]["captions"][0]["text"].is_string(),
+        "{body}"
+    );
+    // In a job: the same, per item.
+    let form = Form::new().part("files", part(png, "tall.png")).part(
+        "files",
+        Part::bytes(sample("rocket.jpg")).file_name("rocket.jpg"),
+    );
+    let created: serde_json::Value = client
+        .post(s.url("/api/v1/jobs"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("job id").to_string();
+    common::wait_done(&client, &s.base, &id).await;
+    let lines = client
+        .get(s.url(&format!("/api/v1/jobs/{id}/results")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let items: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(items.len(), 2, "{lines}");
+    let tall = items.iter().find(|i| i["file"] == "tall.png").unwrap();
+    assert_eq!(tall["error"]["code"], "image_too_large", "{tall}");
+    let rocket = items.iter().find(|i| i["file"] == "rocket.jpg").unwrap();
+    assert!(rocket["error"].is_null(), "{rocket}");
+    s.stop().await;
+}
