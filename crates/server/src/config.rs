@@ -51,8 +51,8 @@ use serde::Deserialize;
 /// | `public_url` | `http://<listen>` | the address users reach the service at; links in emails start with it. `https://...` also marks session cookies `Secure` |
 /// | `smtp_url` | none (no email is sent; sign-up still works, addresses stay unverified) | `smtp://HOST:PORT` (plain, loopback relays only), `smtp://USER:PASS@HOST:587?tls=required` (STARTTLS), `smtps://USER:PASS@HOST:465` |
 /// | `mail_from` | `Takarir <takarir@localhost>` | sender of account emails |
-/// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before 429 |
-/// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 |
+/// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before its sign-ins are slowed down (1 s, doubling per further failure, at most 8 s; never refused, so nobody can lock an owner out) |
+/// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 (counted before the password is hashed, atomically in the database) |
 /// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

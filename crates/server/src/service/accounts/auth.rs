@@ -60,6 +60,7 @@ pub fn check_password(email: &str, password: &str) -> Result<(), ApiError> {
 
 /// Hashes a password with argon2id (on a blocking thread).
 pub async fn hash_password(password: &str) -> Result<String, ApiError> {
+    let _hashing = hashing_place().await;
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
@@ -73,6 +74,13 @@ pub async fn hash_password(password: &str) -> Result<String, ApiError> {
         tracing::error!(error = %e, "password hashing failed");
         ApiError::Internal
     })
+}
+
+/// A place among the argon2 computations running at once (each takes 19 MiB), so that a flood
+/// of sign-ins waits instead of exhausting memory.
+async fn hashing_place() -> Option<tokio::sync::SemaphorePermit<'static>> {
+    static PLACES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+    PLACES.acquire().await.ok()
 }
 
 /// Checks a password against a stored hash (on a blocking thread). With `None` (no such
@@ -90,6 +98,7 @@ pub async fn verify_password(password: &str, hash: Option<&str>) -> bool {
             })
             .clone(),
     };
+    let _hashing = hashing_place().await;
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)

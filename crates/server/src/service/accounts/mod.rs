@@ -118,16 +118,22 @@ pub async fn check_login(
 ) -> Result<User, ApiError> {
     let throttle = state.login_throttle();
     let db = state.db();
-    throttle.check(db, email, client).await?;
+    // Counted before hashing, so concurrent attempts cannot all be checked.
+    let attempt = throttle.admit(db, email, client).await?;
+    if !attempt.delay.is_zero() {
+        tokio::time::sleep(attempt.delay).await;
+    }
     let user = db.users().get_by_email(email).await?;
     let ok = verify_password(password, user.as_ref().map(|u| u.password_hash.as_str())).await;
     match user {
         Some(u) if ok => {
-            throttle.succeeded(db, email).await?;
+            throttle
+                .succeeded(db, email, Some((&attempt, client)))
+                .await?;
             Ok(u)
         }
         _ => {
-            throttle.failed(db, email, client).await?;
+            throttle.failed(db, email).await?;
             Err(ApiError::InvalidCredentials)
         }
     }
@@ -159,6 +165,9 @@ pub async fn reset_password(
     let hash = hash_password(password).await?;
     db.users().set_password_hash(user.id, &hash).await?;
     db.sessions().delete_all(user.id).await?;
+    // Whoever reset the password may be recovering a stolen account: keys made with the old
+    // password must not keep working either.
+    db.api_keys().delete_all(user.id).await?;
     Ok(user)
 }
 
