@@ -119,7 +119,7 @@ pub enum ApiError {
     InvalidCredentials,
     /// The password does not meet the minimums.
     WeakPassword {
-        /// Which rule: `too_short`, `contains_email`.
+        /// Which rule: `too_short`, `contains_email`, `common`.
         rule: &'static str,
     },
     /// The email address is already taken.
@@ -444,10 +444,12 @@ impl ApiError {
                 "Password too weak",
                 match *rule {
                     "contains_email" => "Kata sandi tidak boleh memuat alamat email Anda.".into(),
+                    "common" => "Kata sandi ini terlalu mudah ditebak (kata umum, urutan tombol, atau karakter berulang). Gunakan beberapa kata acak.".into(),
                     _ => "Kata sandi harus terdiri dari paling sedikit 10 karakter.".into(),
                 },
                 match *rule {
                     "contains_email" => "The password must not contain your email address.".into(),
+                    "common" => "This password is too easy to guess (a common word, a keyboard run or repeated characters). Use a few random words.".into(),
                     _ => "The password must be at least 10 characters long.".into(),
                 },
             ),
