@@ -13,7 +13,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::error::ApiError;
 use crate::http::extract::{
-    client_ip, content_type, cookie_defaults, credentials, discard_unread, paced_body,
+    client_ip, content_type, cookie_defaults, credentials, discard_unread, paced_body, MaybeAuth,
 };
 use crate::http::openapi::{Binary, Missing, Upload};
 use crate::i18n::{form_pairs, Lang};
@@ -189,8 +189,10 @@ async fn receive(
 pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    MaybeAuth(auth, _): MaybeAuth,
 ) -> Result<Json<JobStatus>, ApiError> {
-    Ok(Json(jobs::status(&state, &id).await?))
+    let viewer = auth.map(|a| a.user.id);
+    Ok(Json(jobs::status(&state, &id, viewer).await?))
 }
 
 /// Deletes the job, its inputs and results, now.
@@ -205,8 +207,17 @@ pub async fn get_job(
 pub async fn delete_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    MaybeAuth(auth, creds): MaybeAuth,
 ) -> Result<StatusCode, ApiError> {
-    jobs::delete(&state, &id).await?;
+    // A signed-in deletion is a change: a key's scope, or a session's CSRF header.
+    let viewer = match &auth {
+        Some(a) => {
+            a.require_write(creds.csrf.as_deref(), "captions")?;
+            Some(a.user.id)
+        }
+        None => None,
+    };
+    jobs::delete(&state, &id, viewer).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,14 +247,16 @@ pub struct ResultsQuery {
 pub async fn job_results(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    MaybeAuth(auth, _): MaybeAuth,
     Query(q): Query<ResultsQuery>,
 ) -> Result<Response, ApiError> {
+    let viewer = auth.map(|a| a.user.id);
     let format = match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => ResultsFormat::Jsonl,
         "csv" => ResultsFormat::Csv,
         "zip" => ResultsFormat::Zip,
         other => {
-            jobs::load(&state, &id).await?;
+            jobs::load(&state, &id, viewer).await?;
             return Err(ApiError::InvalidOption {
                 name: "format".into(),
                 value: other.chars().take(40).collect(),
@@ -251,7 +264,7 @@ pub async fn job_results(
             });
         }
     };
-    let file = jobs::results(&state, &id, format).await?;
+    let file = jobs::results(&state, &id, viewer, format).await?;
     let disposition = format!("attachment; filename=\"{}\"", file.filename);
     Ok((
         [

@@ -209,7 +209,7 @@ both_backends!(
 
         // Two photos and one bad file, with the session's CSRF token: the job is the user's.
         let id = create_job(&e, &who, &[Some("coffee.jpg"), None, Some("rocket.jpg")]).await;
-        let s = wait_done(&e.client, &e.base, &id).await;
+        let s = wait_done_as(&e, &who, &id).await;
         assert_eq!(
             (s["done"].as_i64(), s["failed"].as_i64()),
             (Some(2), Some(1))
@@ -222,11 +222,29 @@ both_backends!(
         assert!(history
             .iter()
             .all(|h| h["lang"] == "en" && h["format"] == "jpeg"));
+        // The job is the user's alone (row 12 of the hardening issue): to anyone else, with
+        // or without an account, it does not exist.
+        let stranger = e.register(&email("orang")).await;
+        for path in [
+            format!("/api/v1/jobs/{id}"),
+            format!("/api/v1/jobs/{id}/results"),
+        ] {
+            for other in [&Who::Nobody, &stranger] {
+                let r = e.call(Method::GET, &path, other, None).await;
+                assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+            }
+        }
+        for other in [&Who::Nobody, &stranger] {
+            let r = e
+                .call(Method::DELETE, &format!("/api/v1/jobs/{id}"), other, None)
+                .await;
+            assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        }
         let results = e
             .call(
                 Method::GET,
                 &format!("/api/v1/jobs/{id}/results"),
-                &Who::Nobody,
+                &who,
                 None,
             )
             .await
