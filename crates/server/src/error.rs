@@ -98,6 +98,8 @@ pub enum ApiError {
     UnsafeArchivePath,
     /// A ZIP entry that is itself an archive.
     NestedArchive,
+    /// Several entries of one ZIP archive have the same name, so which file is meant is unclear.
+    DuplicateArchiveName,
     /// A batch job's input was lost before it could be captioned.
     JobInputLost,
     /// A webhook URL that is not an absolute http(s) URL.
@@ -179,7 +181,8 @@ impl ApiError {
             | EmptyImage
             | CorruptImage
             | UnsafeArchivePath
-            | NestedArchive => StatusCode::UNPROCESSABLE_ENTITY,
+            | NestedArchive
+            | DuplicateArchiveName => StatusCode::UNPROCESSABLE_ENTITY,
             JobInputLost => StatusCode::INTERNAL_SERVER_ERROR,
             PayloadTooLarge { .. } | TooManyPixels { .. } | TooMuchMemory { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -223,6 +226,7 @@ impl ApiError {
             Internal => "internal_error",
             UnsafeArchivePath => "unsafe_archive_path",
             NestedArchive => "nested_archive",
+            DuplicateArchiveName => "duplicate_archive_name",
             JobInputLost => "job_input_lost",
             InvalidWebhook => "invalid_webhook",
             WebhookNotPublic => "webhook_not_public",
@@ -396,6 +400,12 @@ impl ApiError {
                 "Archive inside an archive",
                 "ZIP di dalam ZIP tidak dibuka; kirim gambarnya langsung.".into(),
                 "A ZIP inside a ZIP is not opened; send its images directly.".into(),
+            ),
+            DuplicateArchiveName => (
+                "Nama berkas ganda dalam arsip",
+                "Duplicate name in the archive",
+                "Arsip ini memuat beberapa berkas dengan nama yang sama; tidak satu pun dari berkas itu diproses. Beri nama yang berbeda lalu kirim lagi.".into(),
+                "The archive holds several files with this same name; none of them was processed. Give them different names and send them again.".into(),
             ),
             JobInputLost => (
                 "Masukan hilang",

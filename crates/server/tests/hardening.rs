@@ -439,3 +439,94 @@ async fn tall_png_is_refused_by_its_memory_estimate() {
     assert!(rocket["error"].is_null(), "{rocket}");
     s.stop().await;
 }
+
+/// A ZIP archive storing `entries` as they are (no compression), names allowed to repeat,
+/// which the `zip` crate's writer refuses to make.
+fn stored_zip(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, data) in entries {
+        let offset = out.len() as u32;
+        let crc = crc32(data);
+        let len = data.len() as u32;
+        let mut head = b"PK\x03\x04\x14\x00\x00\x00\x00\x00\x00\x00\x00\x00".to_vec();
+        for v in [crc, len, len] {
+            head.extend_from_slice(&v.to_le_bytes());
+        }
+        head.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        head.extend_from_slice(&0u16.to_le_bytes());
+        out.extend(head);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        central.extend_from_slice(b"PK\x01\x02\x14\x00\x14\x00\x00\x00\x00\x00\x00\x00\x00\x00");
+        for v in [crc, len, len] {
+            central.extend_from_slice(&v.to_le_bytes());
+        }
+        central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        central.extend_from_slice(&[0u8; 12]); // extra, comment, disk, attributes
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let cd_offset = out.len() as u32;
+    let cd_size = central.len() as u32;
+    out.extend(central);
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    let n = entries.len() as u16;
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&cd_size.to_le_bytes());
+    out.extend_from_slice(&cd_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// Row 12: two entries named alike in one ZIP used to be dropped to one, silently. Now every
+/// entry of a repeated name is an item error (`duplicate_archive_name`, in the request's
+/// language) and the rest of the archive is captioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_zip_entry_names_are_item_errors() {
+    let s = start(|_| {}).await;
+    let zip = stored_zip(&[
+        ("foto.jpg", sample("rocket.jpg")),
+        ("foto.jpg", sample("coffee.jpg")),
+        ("lain.jpg", sample("chelsea.jpg")),
+    ]);
+    let client = client_from(1);
+    let form = Form::new().part("archive", Part::bytes(zip).file_name("album.zip"));
+    let res = client
+        .post(s.url("/api/v1/jobs"))
+        .header("accept-language", "id")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let created: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(created["total"], 3, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    common::wait_done(&client, &s.base, &id).await;
+    let lines = client
+        .get(s.url(&format!("/api/v1/jobs/{id}/results")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let items: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(items.len(), 3, "{lines}");
+    let dup: Vec<_> = items.iter().filter(|i| i["file"] == "foto.jpg").collect();
+    assert_eq!(dup.len(), 2, "{lines}");
+    for d in dup {
+        assert_eq!(d["error"]["code"], "duplicate_archive_name", "{d}");
+        assert!(d["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nama yang sama"));
+    }
+    let other = items.iter().find(|i| i["file"] == "lain.jpg").unwrap();
+    assert!(other["captions"][0]["text"].is_string(), "{other}");
+    s.stop().await;
+}
