@@ -154,7 +154,7 @@ async function uploadWithScript(page, files) {
   for (let i = before; i < before + files.length; i++) {
     const li = items.nth(i);
     assert.equal(await li.evaluate((e) => e.classList.contains("failed")), false, `result ${i} did not fail: ${await li.textContent()}`);
-    assert.equal((await li.locator("p.filename").textContent()).trim(), files[i - before]);
+    assert.equal((await li.locator("p.filename").textContent()).trim(), path.basename(files[i - before]));
     const cap = li.locator("li.caption").first();
     const text = await captionText(cap);
     assert.ok(text.length > 0, "caption text shown");
@@ -248,6 +248,31 @@ test("with JavaScript: Indonesian page, upload, caption, copy; then English", as
     assert.equal(await page.getAttribute("html", "lang"), "id");
     await assertAlts(page, p);
   }
+  assert.deepEqual(ctx.problems, [], "no script errors or CSP violations");
+});
+
+test("text in a photo: the page reads it, lists the lines, outlines them, quotes them", async () => {
+  const ctx = await openContext({ javaScriptEnabled: true });
+  const page = await page0(ctx);
+  await page.goto(BASE + "/");
+  const features = (await page.getAttribute('input[name="features"]', "value")).split(",");
+  assert.ok(features.includes("text"), `the page asks for text: ${features}`);
+  // fixtures/text-parity/12.webp: "JALAN DITUTUP" and "Air Minum Gratis" rendered on a photo.
+  const [one] = await uploadWithScript(page, ["../fixtures/text-parity/12.webp"]);
+  assert.ok(/[“].*JALAN DITUTUP.*[”]/.test(one.text), `the caption quotes the sign: ${one.text}`);
+  const read = one.li.locator(".text-read");
+  assert.equal((await read.locator(".label-head").textContent()).trim(), "Teks terbaca:");
+  const lines = await read.locator("ol.text-lines > li").allTextContents();
+  assert.ok(lines.some((l) => l.startsWith("JALAN DITUTUP (")), `lines listed: ${lines}`);
+  assert.ok(lines.some((l) => l.startsWith("Air Minum Gratis (")), `lines listed: ${lines}`);
+  // One outline per line, over the preview, in the image's pixel coordinates.
+  const svg = one.li.locator(".preview svg.text-boxes");
+  assert.equal(await svg.locator("polygon").count(), lines.length);
+  assert.equal(await svg.getAttribute("viewBox"), "0 0 512 336");
+  const box = await svg.boundingBox();
+  const img = await one.li.locator(".preview img").boundingBox();
+  assert.ok(box && img && Math.abs(box.width - img.width) < 2 && Math.abs(box.height - img.height) < 2, "outlines cover the preview");
+  await shot(page, "text-01-id");
   assert.deepEqual(ctx.problems, [], "no script errors or CSP violations");
 });
 

@@ -32,6 +32,10 @@ enum Command {
     Restore(commands::backup::RestoreArgs),
     /// Manage staff accounts of the service (admins are made here, never by sign-up).
     Admin(commands::admin::Args),
+    /// List the caption model versions; promote one or roll back (the service loads it at start).
+    Models(commands::models::Args),
+    /// Export consented training items for `training/`; list those withdrawn since an export.
+    Training(commands::training::Args),
 }
 
 /// The service logs its requests (ids, routes, statuses, timings) by default; one-shot commands
@@ -61,6 +65,8 @@ fn main() {
         Command::Backup(a) => commands::backup::backup(a),
         Command::Restore(a) => commands::backup::restore(a),
         Command::Admin(a) => commands::admin::run(a),
+        Command::Training(a) => commands::training::run(a),
+        Command::Models(a) => commands::models::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -345,3 +345,61 @@ fn admin_create_makes_a_staff_account_from_the_command_line() {
     assert!(text(&again.stdout).contains("account 1 is already an admin"));
     assert!(data.path().join("takarir.db").is_file());
 }
+
+/// `--features caption,text`: the JSONL records carry the lines read (text, confidence,
+/// polygon) and the whole text, and the caption quotes the sign; without a text model the
+/// command says so once, before any work.
+#[test]
+fn caption_with_text_reads_the_sign_and_quotes_it() {
+    let sign = root().join("fixtures/text-parity/12.webp");
+    let cat = root().join("samples/chelsea.jpg");
+    let text_model = root().join("models/text");
+    let out = caption_en(&[
+        "--features",
+        "caption,text",
+        "--text-model",
+        text_model.to_str().unwrap(),
+        "--jsonl",
+        sign.to_str().unwrap(),
+        cat.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rows: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    let lines = rows[0]["text"]["lines"].as_array().unwrap();
+    let sign_line = lines
+        .iter()
+        .find(|l| l["text"] == "JALAN DITUTUP")
+        .unwrap_or_else(|| panic!("{}", rows[0]));
+    assert_eq!(sign_line["polygon"].as_array().unwrap().len(), 4);
+    assert!(sign_line["confidence"].as_f64().unwrap() > 0.8);
+    assert!(rows[0]["text"]["full_text"]
+        .as_str()
+        .unwrap()
+        .contains("Air Minum Gratis"));
+    let caption = rows[0]["captions"][0]["text"].as_str().unwrap();
+    assert!(
+        caption.contains("“") && caption.contains("JALAN DITUTUP"),
+        "{caption}"
+    );
+    assert_eq!(rows[1]["text"]["lines"], serde_json::json!([]));
+
+    // Without `text`, nothing is read.
+    let out = caption_en(&["--jsonl", sign.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let row: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert!(row.get("text").is_none(), "{row}");
+
+    // No text model beside the fixture model: one clear error, nothing captioned.
+    let out = caption_en(&["--features", "caption,text", sign.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot read text") && stderr.contains("MODEL_CARD"),
+        "{stderr}"
+    );
+}

@@ -6,7 +6,7 @@
 //! together in one generation loop.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -18,6 +18,7 @@ use crate::grounding::{Evidence, Grounder, GroundingParams, Review, Source};
 use crate::image::{decode, preprocess, DecodedImage, ImageLimits, ImageMetadata};
 use crate::model::ModelFiles;
 use crate::onnx::OnnxModel;
+use crate::text::{TextReader, TextResult};
 use crate::vision::{DetectedObject, ImageTag, Seen, Vision, VisionInput};
 
 /// How to load a model.
@@ -164,6 +165,8 @@ pub struct Timings {
     pub vision_ms: f64,
     /// Decoder steps taken.
     pub decoder_steps: usize,
+    /// Text reading (detector, orientation, recogniser), when asked for.
+    pub text_ms: f64,
 }
 
 /// The captions of one image and what is known about the image.
@@ -185,6 +188,9 @@ pub struct ImageCaptions {
     /// Tags, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<ImageTag>>,
+    /// The text read in the image, when a text reader was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextResult>,
 }
 
 /// Model identity for display and APIs.
@@ -214,6 +220,7 @@ pub struct Captioner {
     generation: GenerationConfig,
     preprocessor: PreprocessorConfig,
     limits: ImageLimits,
+    dir: PathBuf,
     info: ModelInfo,
     vision: Option<Vision>,
     grounding: GroundingParams,
@@ -308,6 +315,7 @@ impl Captioner {
             generation,
             preprocessor,
             limits: opts.limits,
+            dir: files.dir.clone(),
             info,
             vision,
             grounding,
@@ -317,6 +325,17 @@ impl Captioner {
     /// What was loaded.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// The model's directory (for `hf:` models, the local cache's copy). Other models that go
+    /// with it (the text reader's `text/`) are found beside it.
+    pub fn model_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The input limits images are decoded with.
+    pub fn limits(&self) -> &ImageLimits {
+        &self.limits
     }
 
     /// The model's defaults (from `generation_config.json`).
@@ -540,6 +559,19 @@ impl Captioner {
         opts: &[CaptionOptions],
         features: Features,
     ) -> (Vec<Result<ImageCaptions>>, Timings) {
+        self.analyze_images_reading(images, opts, features, None)
+    }
+
+    /// [`Captioner::analyze_images`], and with a text reader, the text of each image too
+    /// ([`ImageCaptions::text`]), read from the same decoded pixels (each file is decoded
+    /// once). A failure to read an image's text is that image's error.
+    pub fn analyze_images_reading(
+        &self,
+        images: &[&[u8]],
+        opts: &[CaptionOptions],
+        features: Features,
+        text: Option<&TextReader>,
+    ) -> (Vec<Result<ImageCaptions>>, Timings) {
         let mut timings = Timings::default();
         if (features.objects || features.tags) && self.vision.is_none() {
             let err = EngineError::InvalidOption(
@@ -555,12 +587,25 @@ impl Captioner {
             && (features.objects
                 || features.tags
                 || (features.caption && opts.iter().any(grounded)));
+        let mut texts: Vec<Option<TextResult>> = Vec::with_capacity(images.len());
+        let mut text_ms = 0.0;
         let t = Instant::now();
         let prepared: Vec<Result<Prepared>> = images
             .iter()
-            .map(|b| self.prepare_decoded(decode(b, &self.limits)?, need_vision))
+            .map(|b| {
+                texts.push(None);
+                let img = decode(b, &self.limits)?;
+                if let Some(reader) = text {
+                    let t = Instant::now();
+                    let read = reader.read_rgb(&img.rgb);
+                    text_ms += t.elapsed().as_secs_f64() * 1000.0;
+                    *texts.last_mut().expect("pushed above") = Some(read?);
+                }
+                self.prepare_decoded(img, need_vision)
+            })
             .collect();
-        timings.preprocess_ms = t.elapsed().as_secs_f64() * 1000.0;
+        timings.preprocess_ms = t.elapsed().as_secs_f64() * 1000.0 - text_ms;
+        timings.text_ms = text_ms;
         // Group the good images by tensor size (fixed-size models have one group).
         let mut groups: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
         for (i, p) in prepared.iter().enumerate() {
@@ -607,7 +652,8 @@ impl Captioner {
         let results = prepared
             .into_iter()
             .zip(results)
-            .map(|(p, a)| {
+            .zip(texts)
+            .map(|((p, a), text)| {
                 let p = p?;
                 let a = a.expect("every good image was analysed")?;
                 let px = |f: f32, side: u32| (f * side as f32).round().max(0.0) as u32;
@@ -646,6 +692,7 @@ impl Captioner {
                     metadata: p.metadata,
                     objects,
                     tags: a.tags,
+                    text,
                 })
             })
             .collect();

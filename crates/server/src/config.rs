@@ -16,6 +16,7 @@ use serde::Deserialize;
 /// | --- | --- | --- |
 /// | `listen` | `127.0.0.1:8080` | address and port to listen on |
 /// | `model` | `models/default` | model directory or `hf:ORG/NAME[@REV]` |
+/// | `text_model` | `text/` beside the model directory (`models/text`) | the text reader's directory (`features=text`); loaded on the first request for text, and a missing one answers `text_unavailable` (503) |
 /// | `threads` | all cores | ONNX Runtime intra-op threads per graph |
 /// | `max_upload_bytes` | `20000000` | largest request body (all images together) and largest image file |
 /// | `max_files` | `10` | most images in one request |
@@ -54,6 +55,8 @@ use serde::Deserialize;
 /// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before its sign-ins are slowed down (1 s, doubling per further failure, at most 8 s; never refused, so nobody can lock an owner out) |
 /// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 (counted before the password is hashed, atomically in the database) |
 /// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
+/// | `training_export_key` | a key generated into `<data_dir>/training-export.key` on first export | hex key (at least 32 digits) naming exported training items by pseudonym (`takarir training export`); keep it to compare exports |
+/// | `model_update_days` | `0` | the operator's schedule for new model versions, stated on the privacy page (a new version, trained without withdrawn items, replaces the one in use at least this often; `0`: no fixed schedule) |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -61,6 +64,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Model directory or `hf:` spec.
     pub model: String,
+    /// The text reader's directory; `None`: `text/` beside the model directory.
+    pub text_model: Option<PathBuf>,
     /// ONNX Runtime threads per graph; `None` uses every core.
     pub threads: Option<usize>,
     /// Largest request body and largest image file, in bytes.
@@ -140,6 +145,10 @@ pub struct ServerConfig {
     pub login_failures_per_client: u32,
     /// Policy versions file; `None`: the compiled-in list.
     pub policy_file: Option<PathBuf>,
+    /// Hex key for training-item pseudonyms; `None`: a key file in `data_dir`.
+    pub training_export_key: Option<String>,
+    /// Days between model versions the operator commits to; 0: no fixed schedule.
+    pub model_update_days: u64,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +156,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             model: "models/default".into(),
+            text_model: None,
             threads: None,
             max_upload_bytes: 20_000_000,
             max_files: 10,
@@ -186,6 +196,8 @@ impl Default for ServerConfig {
             login_failures_per_account: 5,
             login_failures_per_client: 20,
             policy_file: None,
+            training_export_key: None,
+            model_update_days: 0,
         }
     }
 }
@@ -215,6 +227,7 @@ enum Kind {
 const KEYS: &[(&str, Kind)] = &[
     ("listen", Kind::Text),
     ("model", Kind::Text),
+    ("text_model", Kind::Text),
     ("threads", Kind::Number),
     ("max_upload_bytes", Kind::Number),
     ("max_files", Kind::Number),
@@ -254,6 +267,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("login_failures_per_account", Kind::Number),
     ("login_failures_per_client", Kind::Number),
     ("policy_file", Kind::Text),
+    ("training_export_key", Kind::Text),
+    ("model_update_days", Kind::Number),
 ];
 
 impl ServerConfig {

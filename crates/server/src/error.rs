@@ -143,6 +143,9 @@ pub enum ApiError {
     HistoryDecisionRequired,
     /// Staff access to a user's data needs a stated reason.
     ReasonRequired,
+    /// Text reading was asked for but this server has no text model (or it failed to load;
+    /// the cause is logged).
+    TextUnavailable,
 }
 
 /// Seconds a client is asked to wait before trying a pending export's link again.
@@ -201,6 +204,7 @@ impl ApiError {
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             InvalidToken | ExportFailed => StatusCode::GONE,
             ReasonRequired => StatusCode::BAD_REQUEST,
+            TextUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -243,6 +247,7 @@ impl ApiError {
             ExportFailed => "export_failed",
             HistoryDecisionRequired => "history_decision_required",
             ReasonRequired => "reason_required",
+            TextUnavailable => "text_unavailable",
         }
     }
 
@@ -505,6 +510,12 @@ impl ApiError {
                 "Riwayat Anda berisi entri. Nyatakan apakah entri itu dihapus atau disimpan (`delete_history`).".into(),
                 "Your history has entries. Say whether to delete or keep them (`delete_history`).".into(),
             ),
+            TextUnavailable => (
+                "Pembacaan teks tidak tersedia",
+                "Text reading unavailable",
+                "Model pembaca teks (models/text) tidak tersedia. Minta takarir tanpa fitur `text`, atau hubungi pengelola layanan.".into(),
+                "The text reading model (models/text) is not available. Ask without the `text` feature, or contact the operator.".into(),
+            ),
             ReasonRequired => (
                 "Alasan diperlukan",
                 "Reason required",
@@ -645,6 +656,9 @@ mod tests {
             ApiError::from(EngineError::UnsupportedFormat).status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
+        let t = ApiError::TextUnavailable;
+        assert_eq!(t.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_ne!(t.messages(Lang::Id).1, t.messages(Lang::En).1);
         assert_eq!(mb(20_000_000), "20");
         assert_eq!(mb(1_500_000), "1.5");
     }

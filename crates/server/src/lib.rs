@@ -4,7 +4,8 @@
 //! Two layers: [`http`] (routes, extractors, handlers, OpenAPI, web pages) over [`service`]
 //! (the use cases: captioning, accounts, privacy, jobs, upkeep), which never sees an HTTP type.
 //! Below both: [`options`] (the one caption-options model), [`views`] (typed answers),
-//! [`state`], [`error`], [`config`], [`storage`] and the small helpers.
+//! [`state`], [`error`], [`config`], [`storage`], [`models`] (model versions and their cards)
+//! and the small helpers.
 //!
 //! Privacy by construction: uploads are read into memory, decoded from memory by the engine,
 //! and dropped with the request; nothing is written to disk. Logs carry request ids, routes,
@@ -20,6 +21,7 @@ pub mod http;
 pub mod i18n;
 pub mod mail;
 pub mod metrics;
+pub mod models;
 pub mod options;
 pub mod policy;
 pub mod ratelimit;

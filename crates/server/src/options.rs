@@ -11,9 +11,9 @@
 //!   (stored jobs, OpenAPI) with serde; both spell values the same (`id`, `short`, ...).
 //!
 //! Extension point: [`Features`] is the set of outputs a request asks for (Azure-style
-//! `features=caption,tags,objects`). Only [`Feature::Caption`] exists today; a new output adds
-//! a variant there, and a field to the captioned-image view that is filled when it is asked
-//! for. Nothing else here needs reshaping.
+//! `features=caption,tags,objects,text`). A new output adds a variant to [`Feature`], and a
+//! field to the captioned-image view that is filled when it is asked for. Nothing else here
+//! needs reshaping.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -163,14 +163,18 @@ pub enum Feature {
     Objects,
     /// Everyday tags for what the photo shows, in English and Indonesian.
     Tags,
+    /// The text in the photo (signs, labels, screenshots): lines with their confidence and
+    /// polygon, and the whole text; captions then quote prominent text.
+    Text,
 }
 
 spelled!(
     Feature,
-    "caption, objects, tags",
+    "caption, objects, tags, text",
     Caption = "caption",
     Objects = "objects",
-    Tags = "tags"
+    Tags = "tags",
+    Text = "text"
 );
 
 /// The outputs a request asks for: never empty; `caption` by default. As text, a
@@ -226,7 +230,10 @@ impl TryFrom<Vec<Feature>> for Features {
 
     fn try_from(v: Vec<Feature>) -> Result<Self, BadValue> {
         if v.is_empty() {
-            return Err(BadValue::new("", "at least one of caption, objects, tags"));
+            return Err(BadValue::new(
+                "",
+                "at least one of caption, objects, tags, text",
+            ));
         }
         Ok(Features(v.into_iter().collect()))
     }
@@ -292,7 +299,7 @@ pub struct CaptionOptions {
     pub alternatives: u8,
     /// Rewrite gendered person words (man, woman, pria, wanita, ...) to neutral ones.
     pub gender_neutral: bool,
-    /// Outputs to produce: any of `caption` (default), `objects`, `tags`.
+    /// Outputs to produce: any of `caption` (default), `objects`, `tags`, `text`.
     pub features: Features,
 }
 
@@ -514,12 +521,15 @@ mod tests {
         assert_eq!(o.alternatives, 3);
         assert!(o.gender_neutral);
         assert!(o.features.contains(Feature::Caption));
+        let f = CaptionOptions::from_pairs([("features", "tags,objects")]).unwrap();
+        assert!(f.features.contains(Feature::Objects) && f.features.contains(Feature::Tags));
+        assert!(!f.features.contains(Feature::Caption));
         for (name, value) in [
             ("alternatives", "6"),
             ("alternatives", "0"),
             ("style", "long"),
             ("lang", "fr"),
-            ("features", "caption,tags"),
+            ("features", "caption,faces"),
         ] {
             assert!(
                 CaptionOptions::from_pairs([(name, value)]).is_err(),

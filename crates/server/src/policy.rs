@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 const BUILT_IN: &str = include_str!("../policy/versions.toml");
 
 /// Version of the privacy policy shown at `/privacy` (the last of `policy/versions.toml`).
-pub const PRIVACY_VERSION: &str = "2.1";
+pub const PRIVACY_VERSION: &str = "2.2";
 /// Date the privacy policy took effect (ISO 8601).
-pub const PRIVACY_DATE: &str = "2026-11-30";
+pub const PRIVACY_DATE: &str = "2026-12-03";
 
 /// One version of the policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -3,11 +3,13 @@
 //! versions. Nothing here knows about HTTP; the routes in [`crate::http`] and the use cases in
 //! [`crate::service`] both work through it.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use takarir_engine::{Captioner, CaptionerOptions};
+use takarir_engine::text::{CLASSIFIER_FILE, DETECTOR_FILE, RECOGNISER_FILE};
+use takarir_engine::{Captioner, CaptionerOptions, LazyTextReader, TextReaderOptions};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::admission::{ClientSlot, PerClient};
@@ -15,6 +17,7 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
+use crate::models::ModelCard;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
 use crate::service::accounts::throttle::LoginThrottle;
@@ -29,6 +32,8 @@ pub struct AppState {
 struct Inner {
     config: ServerConfig,
     captioner: Arc<Captioner>,
+    text: Arc<LazyTextReader>,
+    text_dir: PathBuf,
     storage: Storage,
     node_id: String,
     job_signal: Notify,
@@ -41,6 +46,7 @@ struct Inner {
     mailer: Mailer,
     login_throttle: LoginThrottle,
     policy: Policy,
+    card: Option<ModelCard>,
 }
 
 impl AppState {
@@ -67,7 +73,13 @@ impl AppState {
                     config.login_failures_per_client,
                 ),
                 policy: load_policy(&config).expect("valid policy_file"),
+                card: ModelCard::of(&config.model).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "the model's card.json cannot be read");
+                    None
+                }),
                 metrics,
+                text: Arc::new(LazyTextReader::new(text_options(&config, &captioner))),
+                text_dir: text_options(&config, &captioner).dir,
                 captioner,
                 storage,
                 node_id: node_id(),
@@ -78,9 +90,11 @@ impl AppState {
     }
 
     /// Opens the storage, loads the configured model (on a blocking thread) and builds the state.
-    pub async fn load(config: ServerConfig) -> anyhow::Result<Self> {
+    pub async fn load(mut config: ServerConfig) -> anyhow::Result<Self> {
         Mailer::new(&config)?;
         load_policy(&config)?;
+        // The version `takarir models promote` chose, if any.
+        config.model = crate::models::model_to_load(&config)?;
         let storage = Storage::open(&config).await?;
         let mut opts = CaptionerOptions::new(config.model.clone());
         if let Some(t) = config.threads {
@@ -107,6 +121,27 @@ impl AppState {
     /// The model.
     pub fn captioner(&self) -> &Arc<Captioner> {
         &self.inner.captioner
+    }
+
+    /// The model's `card.json`, when it has one.
+    pub fn model_card(&self) -> Option<&ModelCard> {
+        self.inner.card.as_ref()
+    }
+
+    /// The text reader, loaded on the first request for `text`.
+    pub fn text_reader(&self) -> &Arc<LazyTextReader> {
+        &self.inner.text
+    }
+
+    /// Whether text can be read: the text model's files are there (and, once loaded, it
+    /// loaded). The web page asks for text only then.
+    pub fn text_available(&self) -> bool {
+        if self.inner.text.is_loaded() {
+            return self.inner.text.get().is_ok();
+        }
+        [DETECTOR_FILE, CLASSIFIER_FILE, RECOGNISER_FILE]
+            .iter()
+            .all(|f| self.inner.text_dir.join(f).is_file())
     }
 
     /// The database and object store.
@@ -229,6 +264,25 @@ fn node_id() -> String {
     let mut b = [0u8; 6];
     rand::fill(&mut b);
     format!("node-{}-{}", std::process::id(), hex::encode(b))
+}
+
+/// The text reader's options: `text_model`, else `text/` beside the model's directory
+/// (`models/text` beside `models/default`), with the server's threads and image limits.
+fn text_options(config: &ServerConfig, captioner: &Captioner) -> TextReaderOptions {
+    let beside = || {
+        captioner
+            .model_dir()
+            .parent()
+            .map(|p| p.join("text"))
+            .unwrap_or_else(|| "text".into())
+    };
+    let dir = config.text_model.clone().unwrap_or_else(beside);
+    let mut opts = TextReaderOptions::new(dir);
+    if let Some(t) = config.threads {
+        opts.threads = t;
+    }
+    opts.limits = config.image_limits();
+    opts
 }
 
 fn load_policy(config: &ServerConfig) -> anyhow::Result<Policy> {

@@ -52,13 +52,27 @@ impl Storage {
 /// key (readable by the owner only) the first time. Production sets `encryption_keys` instead,
 /// so every node shares the keys and they live outside the data they protect.
 fn local_key_file(data_dir: &Path) -> anyhow::Result<String> {
-    let path = data_dir.join("encryption.keys");
+    key_file(data_dir, "encryption.keys", || {
+        format!("k1:{}", KeyRing::generate_key_hex())
+    })
+}
+
+/// The trimmed contents of `data_dir/name`, created with `make()` (readable by the owner only)
+/// the first time; when another process creates it first, theirs.
+pub fn key_file(
+    data_dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> String,
+) -> anyhow::Result<String> {
+    let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) => return Ok(text.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let spec = format!("k1:{}", KeyRing::generate_key_hex());
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let spec = make();
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -68,9 +82,7 @@ fn local_key_file(data_dir: &Path) -> anyhow::Result<String> {
             use std::io::Write;
             f.write_all(spec.as_bytes())
                 .with_context(|| format!("writing {}", path.display()))?;
-            tracing::info!(
-                "generated an encryption key for personal objects in the data directory"
-            );
+            tracing::info!(file = name, "generated a key in the data directory");
             Ok(spec)
         }
         // Another process created it first: use theirs.

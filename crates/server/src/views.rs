@@ -599,10 +599,13 @@ impl From<&Job> for JobSummary {
 pub struct AuditView {
     /// Entry id.
     pub id: i64,
-    /// What was done (`view_personal_data`).
+    /// What was done (`view_personal_data` by staff, `training_export` by the operator).
     pub action: String,
-    /// The reason the staff member gave.
+    /// The reason the staff member (or the operator) gave.
     pub reason: String,
+    /// What it refers to, when the action alone does not say: for `training_export`, the
+    /// export's time, which a model card names when that export trained it.
+    pub detail: Option<String>,
     /// When.
     pub created_at: Time,
 }
@@ -613,6 +616,7 @@ impl From<&StoredAudit> for AuditView {
             id: a.id.0,
             action: a.action.clone(),
             reason: a.reason.clone(),
+            detail: a.detail.clone(),
             created_at: Time(a.created_at),
         }
     }
@@ -648,8 +652,24 @@ pub struct AccessDocument {
     pub exports: Vec<ExportView>,
     /// Batch jobs.
     pub jobs: Vec<JobSummary>,
-    /// Staff accesses to the data.
+    /// Staff accesses to the data, and training exports of it by the operator.
     pub audit: Vec<AuditView>,
+    /// The caption model in use, and whether this user's consented items trained it.
+    pub model_in_use: ModelInUse,
+}
+
+/// The caption model version in use, as it concerns one user.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInUse {
+    /// Its version.
+    pub version: String,
+    /// True when a training export that held this user's items (a `training_export` entry of
+    /// `audit`) trained it. A model is not untrained when consent is withdrawn later: it is
+    /// replaced by the next version, trained without those items.
+    pub trained_with_your_items: bool,
+    /// The exports (their times) of this user's items that trained it.
+    pub training_exports: Vec<String>,
 }
 
 /// `GET /api/v1/me`: the access document and the policy version awaiting acknowledgement.

@@ -75,6 +75,37 @@
     });
   }
 
+  // The lines read, in reading order: "Text read: 1. JALAN DITUTUP (97%)".
+  function textLines(text) {
+    var div = el("div", "text-read");
+    div.appendChild(el("p", "label-head", t("text") + ":"));
+    if (!text.lines.length) { div.appendChild(el("p", null, t("none"))); return div; }
+    var ol = el("ol", "text-lines");
+    text.lines.forEach(function (l) { ol.appendChild(el("li", null, l.text + " (" + pct(l.confidence) + ")")); });
+    div.appendChild(ol);
+    return div;
+  }
+
+  // The lines' polygons over the preview: an SVG in the upright image's pixel coordinates,
+  // stretched over the picture.
+  function drawLines(li, data) {
+    var wrap = li.querySelector(".preview");
+    if (!wrap || !data.text || !data.text.lines.length || !data.image || !data.image.width) { return; }
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("class", "text-boxes");
+    svg.setAttribute("viewBox", "0 0 " + data.image.width + " " + data.image.height);
+    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("aria-hidden", "true");
+    data.text.lines.forEach(function (l) {
+      var p = document.createElementNS(ns, "polygon");
+      p.setAttribute("points", l.polygon.map(function (xy) { return xy[0] + "," + xy[1]; }).join(" "));
+      p.setAttribute("vector-effect", "non-scaling-stroke");
+      svg.appendChild(p);
+    });
+    wrap.appendChild(svg);
+  }
+
   function showResult(li, data) {
     var ul = el("ul", "captions");
     (data.captions || []).forEach(function (c) {
@@ -96,7 +127,9 @@
     li.appendChild(ul);
     if (data.objects) { li.appendChild(labels("objects", t("objects"), data.objects)); }
     if (data.tags) { li.appendChild(labels("tags", t("tags"), data.tags)); }
+    if (data.text) { li.appendChild(textLines(data.text)); }
     drawBoxes(li, data);
+    drawLines(li, data);
     var dl = el("dl", "meta");
     var add = function (k, v) { if (v) { dl.appendChild(el("dt", null, k)); dl.appendChild(el("dd", null, v)); } };
     if (data.image) { add(t("size"), data.image.width + " × " + data.image.height + " (" + data.image.format + ")"); }

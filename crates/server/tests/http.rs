@@ -242,11 +242,16 @@ async fn read_only_routes_answer_with_security_headers() {
         assert!(en.contains("<html lang=\"en\">"));
     }
     let privacy = s.get("/privacy").await.text().await.unwrap();
-    assert!(privacy.contains("Versi 2.1"));
+    assert!(privacy.contains("Versi 2.2"));
     assert!(privacy.contains("tidak disimpan"));
-    assert!(privacy.contains("2026-11-30"));
+    assert!(privacy.contains("2026-12-03"));
+    // A trained model is replaced at the next version, not untrained; no schedule set here.
+    assert!(privacy.contains("<strong>diganti pada versi berikutnya</strong>"));
+    assert!(privacy.contains("belum menetapkan jadwal tetap"));
     let privacy_en = s.get("/privacy?lang=en").await.text().await.unwrap();
     assert!(privacy_en.contains("not stored"));
+    assert!(privacy_en.contains("<strong>replaced at the next version</strong>"));
+    assert!(privacy_en.contains("has not set a fixed schedule"));
 
     // The switch link sets a cookie and goes back; a foreign `next` is not followed.
     let res = s.get("/lang/en?next=%2Fprivacy").await;
@@ -276,6 +281,20 @@ async fn read_only_routes_answer_with_security_headers() {
         .to_str()
         .unwrap()
         .starts_with("text/plain"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn privacy_page_states_the_model_update_schedule() {
+    let s = start(|c| c.model_update_days = 90).await;
+    let id = s.get("/privacy").await.text().await.unwrap();
+    assert!(
+        id.contains("mengganti model paling lambat setiap 90 hari"),
+        "{id}"
+    );
+    assert!(!id.contains("belum menetapkan jadwal tetap"));
+    let en = s.get("/privacy?lang=en").await.text().await.unwrap();
+    assert!(en.contains("replaces the model at least every 90 days"));
     s.stop().await;
 }
 
@@ -1013,4 +1032,268 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     }
     s.stop().await;
     assert_eq!(request.await.unwrap().unwrap(), StatusCode::OK);
+}
+
+/// A photo with two rendered Indonesian phrases, "JALAN DITUTUP" and "Air Minum Gratis"
+/// (`fixtures/text-parity/12.webp`; where each was drawn is in its `expected.json`).
+fn sign_photo() -> Vec<u8> {
+    std::fs::read(common::root().join("fixtures/text-parity/12.webp")).unwrap()
+}
+
+/// The rendered phrases of the sign photo: text and box `[x0, y0, x1, y1]`.
+fn sign_phrases() -> Vec<(String, [f64; 4])> {
+    let path = common::root().join("fixtures/text-parity/expected.json");
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    fixture["images"]["12.webp"]["phrases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let b: Vec<f64> = p["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            (
+                p["text"].as_str().unwrap().to_string(),
+                [b[0], b[1], b[2], b[3]],
+            )
+        })
+        .collect()
+}
+
+/// Asserts that `text` (a response's `text`) has each rendered phrase as a line whose polygon
+/// lies where the phrase was drawn, in pixels of an image `width`×`height`.
+fn assert_reads_sign(text: &Value, width: f64, height: f64) {
+    let lines = text["lines"].as_array().expect("lines");
+    for (phrase, [x0, y0, x1, y1]) in sign_phrases() {
+        let line = lines
+            .iter()
+            .find(|l| l["text"].as_str().unwrap().eq_ignore_ascii_case(&phrase))
+            .unwrap_or_else(|| panic!("no line reads {phrase:?}: {text}"));
+        let c = line["confidence"].as_f64().unwrap();
+        assert!(c > 0.5 && c <= 1.0, "{line}");
+        let pts = line["polygon"].as_array().unwrap();
+        assert_eq!(pts.len(), 4, "{line}");
+        let (mut cx, mut cy) = (0.0, 0.0);
+        for p in pts {
+            let (x, y) = (p[0].as_f64().unwrap(), p[1].as_f64().unwrap());
+            assert!(
+                (0.0..=width).contains(&x) && (0.0..=height).contains(&y),
+                "{line}"
+            );
+            cx += x / 4.0;
+            cy += y / 4.0;
+        }
+        assert!(
+            (x0..=x1).contains(&cx) && (y0..=y1).contains(&cy),
+            "{phrase:?} read at ({cx}, {cy}), drawn in {:?}",
+            [x0, y0, x1, y1]
+        );
+        assert!(text["full_text"].as_str().unwrap().contains(&phrase));
+    }
+    assert_eq!(text["layout"], "photo");
+}
+
+/// The quoted part of a caption (between “ and ”), if any.
+fn quote_of(caption: &str) -> Option<&str> {
+    let start = caption.find('“')? + '“'.len_utf8();
+    let end = caption[start..].find('”')? + start;
+    Some(&caption[start..end])
+}
+
+#[tokio::test]
+async fn text_feature_reads_the_photo_and_the_caption_quotes_it() {
+    let s = start(|_| {}).await;
+    // Without `text` nothing is read: no `text` field, no quote, no text model loaded.
+    let res = post_image(&s, "", sign_photo(), "sign.webp", "image/webp").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let plain: Value = res.json().await.unwrap();
+    assert!(plain.get("text").is_none(), "{plain}");
+    let plain_caption = plain["captions"][0]["text"].as_str().unwrap().to_string();
+    assert_eq!(quote_of(&plain_caption), None, "{plain_caption}");
+    assert!(!s.state.text_reader().is_loaded());
+
+    let res = post_image(
+        &s,
+        "?features=caption,text",
+        sign_photo(),
+        "sign.webp",
+        "image/webp",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let (w, h) = (
+        body["image"]["width"].as_f64().unwrap(),
+        body["image"]["height"].as_f64().unwrap(),
+    );
+    assert_reads_sign(&body["text"], w, h);
+    let caption = body["captions"][0]["text"].as_str().unwrap();
+    assert_eq!(body["captions"][0]["lang"], "en");
+    let quote = quote_of(caption).unwrap_or_else(|| panic!("no quote in {caption:?}"));
+    assert!(quote.contains("JALAN DITUTUP"), "{caption}");
+    assert!(
+        caption.contains("reads “") || caption.contains("with the text “"),
+        "{caption}"
+    );
+
+    // Text alone: no captions, the text all the same.
+    let res = post_image(
+        &s,
+        "?features=text",
+        sign_photo(),
+        "sign.webp",
+        "image/webp",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["captions"], serde_json::json!([]));
+    assert_reads_sign(&body["text"], w, h);
+
+    // A batch: each image its own text; a photo without writing reads no line.
+    let form = Form::new()
+        .part("image", common::jpeg_part("chelsea.jpg", "cat.jpg"))
+        .part(
+            "image",
+            Part::bytes(sign_photo())
+                .file_name("sign.webp")
+                .mime_str("image/webp")
+                .unwrap(),
+        )
+        .text("features", "caption,text");
+    let res = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .multipart(form)
+        .go()
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results[0]["text"]["lines"], serde_json::json!([]));
+    assert_eq!(results[0]["text"]["full_text"], "");
+    let cat_caption = results[0]["captions"][0]["text"].as_str().unwrap();
+    assert_eq!(quote_of(cat_caption), None, "{cat_caption}");
+    assert_reads_sign(&results[1]["text"], w, h);
+
+    // The page asks for text, and without JavaScript lists the lines read.
+    let html = s.get("/").await.text().await.unwrap();
+    assert!(
+        html.contains("name=\"features\" value=\"caption,text\""),
+        "{html}"
+    );
+    let form = Form::new()
+        .part(
+            "image",
+            Part::bytes(sign_photo())
+                .file_name("sign.webp")
+                .mime_str("image/webp")
+                .unwrap(),
+        )
+        .text("features", "caption,text");
+    let res = s.client.post(s.url("/")).multipart(form).go().await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Teks terbaca"), "{html}");
+    assert!(html.contains("<li>JALAN DITUTUP ("), "{html}");
+    assert!(html.contains("“JALAN DITUTUP"), "{html}");
+
+    // The OpenAPI document describes the new output.
+    let doc: Value = s.get("/api/v1/openapi.json").await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["TextOut"]["properties"]["full_text"].is_object());
+    assert!(schemas["TextLineOut"]["properties"]["polygon"].is_object());
+    assert!(schemas["Feature"].to_string().contains("\"text\""));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_text_model_is_a_clear_error_and_captions_still_work() {
+    let s = start(|c| c.text_model = Some("/nonexistent/takarir-text".into())).await;
+    let res = post_image(
+        &s,
+        "?features=caption,text",
+        sign_photo(),
+        "sign.webp",
+        "image/webp",
+    )
+    .await;
+    let body = problem(res, 503, "text_unavailable").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("tidak tersedia"),
+        "{body}"
+    );
+    let res = post_image(
+        &s,
+        "?features=caption,text&lang=en",
+        sign_photo(),
+        "sign.webp",
+        "image/webp",
+    )
+    .await;
+    let body = problem(res, 503, "text_unavailable").await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("not available"),
+        "{body}"
+    );
+    // Captions without text are untouched, and the page does not ask for text.
+    let res = post_image(&s, "", sign_photo(), "sign.webp", "image/webp").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = s.get("/").await.text().await.unwrap();
+    assert!(
+        html.contains("name=\"features\" value=\"caption\""),
+        "{html}"
+    );
+    s.stop().await;
+}
+
+/// The shipped model (Indonesian and English) quotes the sign in both languages.
+#[tokio::test]
+async fn shipped_model_quotes_the_sign_in_indonesian_and_english() {
+    let mut o = takarir_engine::CaptionerOptions::new(
+        common::root()
+            .join("models/default")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    o.threads = 1;
+    let captioner = Arc::new(takarir_engine::Captioner::load(&o).expect("models/default loads"));
+    let s = TestServer::start_with(Backend::from_env(), captioner, |_| {}).await;
+    let res = post_image(
+        &s,
+        "?lang=both&features=caption,text",
+        sign_photo(),
+        "sign.webp",
+        "image/webp",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    let caps = body["captions"].as_array().unwrap();
+    let first = |lang: &str| {
+        caps.iter()
+            .find(|c| c["lang"] == lang)
+            .and_then(|c| c["text"].as_str())
+            .unwrap_or_else(|| panic!("no {lang} caption: {body}"))
+            .to_string()
+    };
+    let (id, en) = (first("id"), first("en"));
+    for (caption, wording) in [
+        (&id, ["bertuliskan “", "dengan tulisan “"]),
+        (&en, ["reads “", "with the text “"]),
+    ] {
+        let quote = quote_of(caption).unwrap_or_else(|| panic!("no quote in {caption:?}"));
+        assert!(quote.contains("JALAN DITUTUP"), "{caption}");
+        assert!(wording.iter().any(|w| caption.contains(w)), "{caption}");
+    }
+    // Without `text`, the same captions quote nothing.
+    let res = post_image(&s, "?lang=both", sign_photo(), "sign.webp", "image/webp").await;
+    let body: Value = res.json().await.unwrap();
+    for c in body["captions"].as_array().unwrap() {
+        assert_eq!(quote_of(c["text"].as_str().unwrap()), None, "{c}");
+    }
+    s.stop().await;
 }

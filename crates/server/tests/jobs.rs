@@ -448,3 +448,50 @@ async fn jobs_are_rate_limited() {
     assert_eq!(second.status().as_u16(), 429);
     assert!(second.headers().contains_key("retry-after"));
 }
+
+/// A batch job asked for text: each result record carries the lines read, and the caption of
+/// the photo with a sign quotes it; a photo without writing reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_records_carry_the_text_read() {
+    let node = start(Backend::Sqlite).await;
+    let client = Client::new();
+    let sign = std::fs::read(common::root().join("fixtures/text-parity/12.webp")).unwrap();
+    let form = Form::new()
+        .text("features", "caption,text")
+        .part("image", file(sample("chelsea.jpg"), "chelsea.jpg"))
+        .part("image", file(sign, "sign.webp"));
+    let created = create_job(&client, &node.base, form).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_done(&client, &node.base, &id).await;
+    let jsonl = client
+        .get(format!(
+            "{}/api/v1/jobs/{id}/results?format=jsonl",
+            node.base
+        ))
+        .fetch_text()
+        .await;
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_file = |f: &str| rows.iter().find(|r| r["file"] == f).unwrap();
+    let cat = by_file("chelsea.jpg");
+    assert_eq!(cat["text"]["lines"], serde_json::json!([]), "{cat}");
+    let sign = by_file("sign.webp");
+    let lines = sign["text"]["lines"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|l| l["text"] == "JALAN DITUTUP"
+            && l["polygon"].as_array().is_some_and(|p| p.len() == 4)),
+        "{sign}"
+    );
+    assert!(sign["text"]["full_text"]
+        .as_str()
+        .unwrap()
+        .contains("JALAN DITUTUP"));
+    let caption = sign["captions"][0]["text"].as_str().unwrap();
+    assert!(
+        caption.contains("“") && caption.contains("JALAN DITUTUP"),
+        "{caption}"
+    );
+    node.stop().await;
+}

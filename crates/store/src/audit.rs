@@ -19,10 +19,12 @@ pub struct AuditEntry {
     pub actor_id: Option<UserId>,
     pub action: String,
     pub reason: String,
+    /// What the entry refers to, when the action alone does not say (a training export's time).
+    pub detail: Option<String>,
     pub created_at: OffsetDateTime,
 }
 
-const COLUMNS: &str = "id, user_id, actor_id, action, reason, created_at";
+const COLUMNS: &str = "id, user_id, actor_id, action, reason, detail, created_at";
 
 table!(
     /// The `audit_log` table, borrowed from [`crate::Db::audit`].
@@ -55,6 +57,37 @@ impl Audit<'_> {
             actor,
             action,
             reason,
+            now()
+        )
+        .map_err(fk_as_not_found)
+    }
+
+    /// Records something the operator did with the user's data from the command line (no staff
+    /// account: `actor_id` stays NULL), for example a training export; the reason is required.
+    pub async fn record_operator(
+        &self,
+        subject: UserId,
+        action: &str,
+        reason: &str,
+        detail: &str,
+    ) -> Result<AuditEntry> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::Invalid("reason", "a reason is required".into()));
+        }
+        let sql = format!(
+            "INSERT INTO audit_log (user_id, actor_id, action, reason, detail, created_at) \
+             VALUES ($1, NULL, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        );
+        fetch!(
+            fetch_one,
+            AuditEntry,
+            self.0,
+            &sql,
+            subject,
+            action,
+            reason,
+            detail,
             now()
         )
         .map_err(fk_as_not_found)

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use takarir_engine::CaptionOptions;
 use takarir_server::i18n::Lang;
+use takarir_server::options::Feature;
 use takarir_server::service::captioning::{caption_images, BatchItem};
 use takarir_server::service::jobs::records::ItemRecord;
 
@@ -44,6 +45,10 @@ pub struct Args {
     /// Also write the best caption next to each image (`photo.jpg` → `photo.txt`)
     #[arg(long, value_parser = ["txt"])]
     sidecar: Option<String>,
+    /// Text model directory, for `--features ...,text` [default: `text/` beside the model
+    /// directory, i.e. models/text]
+    #[arg(long, value_name = "DIR", env = "TAKARIR_TEXT_MODEL")]
+    text_model: Option<PathBuf>,
     /// Images per encoder run
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     batch: u16,
@@ -126,6 +131,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         });
     }
     let captioner = args.model.load()?;
+    let text = args.model.text_reader(&captioner, args.text_model.clone());
+    if opts.features.contains(Feature::Text) {
+        // A missing text model is refused once, up front, rather than once per file.
+        text.get()
+            .map_err(|e| anyhow::anyhow!("cannot read text: {e}"))?;
+    }
     let alternatives = usize::from(opts.alternatives);
     let tune = |o: &mut CaptionOptions| args.decoding.apply(o, alternatives);
     // Refuse bad options once, up front, rather than once per file.
@@ -151,7 +162,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             .iter()
             .filter_map(|b| b.as_ref().ok().map(Vec::as_slice))
             .collect();
-        let mut results = caption_images(&captioner, &readable, &opts, &langs, tune).into_iter();
+        let mut results =
+            caption_images(&captioner, &text, &readable, &opts, &langs, tune).into_iter();
         for (path, b) in chunk.iter().zip(&bytes) {
             let file = path.display().to_string();
             let item = match b {
@@ -160,6 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                     captions: None,
                     objects: None,
                     tags: None,
+                    text: None,
                     image: None,
                     metadata: None,
                     error: Some(unreadable(e)),

@@ -145,7 +145,9 @@ pub struct OptionArgs {
     /// Rewrite gendered person words (man, woman, pria, wanita, ...) to neutral ones
     #[arg(long)]
     pub gender_neutral: bool,
-    /// What to compute, comma-separated: caption, objects, tags [default: caption]
+    /// What to compute, comma-separated: caption, objects, tags, text (the text in the
+    /// photo, from models/text beside the model; the best caption then quotes it)
+    /// [default: caption]
     #[arg(long, value_name = "LIST")]
     pub features: Option<Features>,
 }

@@ -6,14 +6,18 @@ pub mod bench;
 pub mod caption;
 pub mod eval;
 pub mod generation;
+pub mod models;
 pub mod output;
 pub mod remote;
 pub mod serve;
+pub mod training;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use takarir_engine::{Captioner, CaptionerOptions, VisionSource};
+use takarir_engine::{
+    Captioner, CaptionerOptions, LazyTextReader, TextReaderOptions, VisionSource,
+};
 
 /// Model-loading options shared by every subcommand.
 #[derive(clap::Args, Debug, Clone)]
@@ -80,5 +84,25 @@ impl ModelArgs {
             Some(dir) => VisionSource::Dir(PathBuf::from(dir)),
         };
         Ok(Captioner::load(&o)?)
+    }
+
+    /// The text reader of `dir`, else of `text/` beside `captioner`'s model directory (as the
+    /// server finds it), with these threads; opened only when text is first asked for.
+    pub fn text_reader(&self, captioner: &Captioner, dir: Option<PathBuf>) -> LazyTextReader {
+        let beside = || {
+            captioner
+                .model_dir()
+                .parent()
+                .map(|p| p.join("text"))
+                .unwrap_or_else(|| PathBuf::from("text"))
+        };
+        let dir = dir.unwrap_or_else(beside);
+        let mut o = TextReaderOptions::new(dir);
+        if let Some(t) = self.threads {
+            o.threads = t;
+        }
+        o.ort_library = self.ort_lib.clone();
+        o.limits = *captioner.limits();
+        LazyTextReader::new(o)
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use takarir_server::error::Problem;
-use takarir_server::service::captioning::{CaptionOut, CaptionSource, ObjectOut, TagOut};
+use takarir_server::service::captioning::{CaptionOut, CaptionSource, ObjectOut, TagOut, TextOut};
 use takarir_server::service::jobs::records::{CsvWriter, ItemRecord};
 
 /// Output format.
@@ -37,6 +37,8 @@ struct Record<'a> {
     objects: Option<&'a [ObjectOut]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tags: Option<&'a [TagOut]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a TextOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -155,6 +157,7 @@ impl Output {
             format: r.image.as_ref().map(|i| i.format.as_str()),
             objects: r.objects.as_deref(),
             tags: r.tags.as_deref(),
+            text: r.text.as_ref(),
             error: r
                 .error
                 .as_ref()

@@ -14,12 +14,13 @@ use crate::error::{ApiError, Problem};
 use crate::http::extract::{caption_caller, client_ip, discard_unread, read_submission, Ctx};
 use crate::http::middleware::LangOverride;
 use crate::http::openapi::{Binary, Upload};
+use crate::models::ModelCard;
 use crate::options::{Feature, LangChoice, Style};
 use crate::service::accounts::auth::caption_auth;
 use crate::service::accounts::caption_defaults;
 use crate::service::captioning::{
     caption_and_record, BatchItem, CaptionOut, CaptionedImage, ImageOut, MetadataOut, ObjectOut,
-    TagOut,
+    TagOut, TextOut,
 };
 use crate::state::AppState;
 
@@ -44,6 +45,10 @@ pub struct CaptionResponse {
     /// Tags, when `features` includes `tags`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<TagOut>>,
+    /// The text in the image, when `features` includes `text`: lines (text, confidence,
+    /// polygon in pixels of the upright image) and the whole text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextOut>,
     /// The model.
     pub model: ModelOut,
     /// Image facts (upright size).
@@ -97,7 +102,8 @@ pub struct CaptionParams {
     pub alternatives: Option<u8>,
     /// Rewrite gendered person words (man, woman, pria, wanita, ...) to neutral ones.
     pub gender_neutral: Option<bool>,
-    /// Outputs, comma-separated (default and only value today: `caption`).
+    /// Outputs, comma-separated: `caption` (default), `objects`, `tags`, `text` (the text in
+    /// the photo; the best caption of each language then quotes prominent text).
     #[param(style = Form, explode = false)]
     pub features: Option<Vec<Feature>>,
 }
@@ -154,12 +160,16 @@ pub struct ModelEntry {
     pub quantized: bool,
     /// Load time in milliseconds.
     pub load_ms: f64,
+    /// Always true: the version in use (`takarir models promote` chooses it).
+    pub active: bool,
+    /// Its `card.json` (training exports, consented items per language, gate figures), if any.
+    pub card: Option<ModelCard>,
 }
 
 /// The models list.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Models {
-    /// Loaded models (one for now).
+    /// The loaded model: the version in use (one for now).
     pub models: Vec<ModelEntry>,
 }
 
@@ -236,6 +246,7 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
                 captions,
                 objects,
                 tags,
+                text,
                 image,
                 metadata,
             } = r.outcome?;
@@ -243,6 +254,7 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
                 captions,
                 objects,
                 tags,
+                text,
                 model: model_out(&state),
                 image,
                 metadata,
@@ -318,6 +330,8 @@ pub async fn models(State(state): State<AppState>) -> Json<Models> {
             default_language: c.default_language().to_string(),
             quantized: info.quantized,
             load_ms: info.load_ms,
+            active: true,
+            card: state.model_card().cloned(),
         }],
     })
 }

@@ -3,6 +3,11 @@
 //! leaves behind for the caller ([`caption_and_record`] is the one place a caption is made
 //! and recorded, for the API, the web page and batch jobs alike).
 //!
+//! With the `text` feature the engine reads the text of each image from the pixels it decodes
+//! for captioning (the text reader is loaded on the first such request, and runs under the same
+//! queue place as the captioner); the best caption of each language then quotes prominent
+//! text ([`takarir_engine::compose_caption`]).
+//!
 //! Anonymous captions write only the aggregate counters (`usage_daily`). A signed-in user's
 //! captions also add to their own counters; to their history only while history is on (text,
 //! settings, time, image size and format: never the image or its EXIF); and, only while
@@ -13,7 +18,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use takarir_engine::{Captioner, ImageCaptions};
+use takarir_engine::{compose_caption, Captioner, ImageCaptions, LazyTextReader, TextResult};
 use takarir_store::consents::PURPOSE_TRAINING;
 use takarir_store::erasure::user_prefix;
 use takarir_store::history::NewHistoryEntry;
@@ -127,6 +132,70 @@ pub struct TagOut {
     pub confidence: f32,
 }
 
+/// The text read in an image.
+#[derive(Debug, Clone, Serialize, ToSchema, Deserialize)]
+pub struct TextOut {
+    /// Lines in reading order: rows top to bottom, each row left to right. Only lines read
+    /// with enough confidence, in Latin script.
+    pub lines: Vec<TextLineOut>,
+    /// The whole text in reading order: a row's lines joined by spaces, rows by newlines.
+    pub full_text: String,
+    /// What the text suggests the picture is: `photo` (a scene with some writing),
+    /// `document` or `screenshot` (mostly text).
+    pub layout: TextLayout,
+}
+
+/// One line of text.
+#[derive(Debug, Clone, Serialize, ToSchema, Deserialize)]
+pub struct TextLineOut {
+    /// The text.
+    pub text: String,
+    /// Mean probability of its characters, 0 to 1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub confidence: f32,
+    /// The line's four corners, `[x, y]` in pixels of the upright image: top-left, top-right,
+    /// bottom-right, bottom-left (of the text's own direction).
+    #[schema(value_type = Vec<Vec<u32>>)]
+    pub polygon: [[u32; 2]; 4],
+}
+
+/// What kind of picture the text suggests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TextLayout {
+    /// A scene that may hold some writing (a sign, a label).
+    Photo,
+    /// Mostly text: a page, a menu, a letter.
+    Document,
+    /// Mostly text on flat colours: a screen capture.
+    Screenshot,
+}
+
+impl From<&TextResult> for TextOut {
+    fn from(t: &TextResult) -> Self {
+        let clamp = |v: f32, side: u32| v.round().clamp(0.0, side as f32) as u32;
+        TextOut {
+            lines: t
+                .lines
+                .iter()
+                .map(|l| TextLineOut {
+                    text: l.text.clone(),
+                    confidence: l.confidence,
+                    polygon: l
+                        .polygon
+                        .map(|[x, y]| [clamp(x, t.width), clamp(y, t.height)]),
+                })
+                .collect(),
+            full_text: t.text.clone(),
+            layout: match t.layout {
+                takarir_engine::Layout::Photo => TextLayout::Photo,
+                takarir_engine::Layout::Document => TextLayout::Document,
+                takarir_engine::Layout::Screenshot => TextLayout::Screenshot,
+            },
+        }
+    }
+}
+
 /// The image as decoded (upright).
 #[derive(Debug, Clone, Serialize, ToSchema, Deserialize)]
 pub struct ImageOut {
@@ -173,6 +242,9 @@ pub struct CaptionedImage {
     /// Tags, most confident first, when `tags` is asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<TagOut>>,
+    /// The text in the image, when `text` is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextOut>,
     /// Image facts.
     pub image: ImageOut,
     /// EXIF summary.
@@ -193,6 +265,9 @@ pub struct BatchItem {
     /// Tags, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<TagOut>>,
+    /// The text in the image, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextOut>,
     /// Image facts, when captioned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOut>,
@@ -218,6 +293,7 @@ impl BatchItem {
                 captions: Some(c.captions),
                 objects: c.objects,
                 tags: c.tags,
+                text: c.text,
                 image: Some(c.image),
                 metadata: Some(c.metadata),
                 error: None,
@@ -227,6 +303,7 @@ impl BatchItem {
                 captions: None,
                 objects: None,
                 tags: None,
+                text: None,
                 image: None,
                 metadata: None,
                 error: Some(e.problem(lang, request_id)),
@@ -267,6 +344,7 @@ pub async fn caption_and_record(
         return Err(ApiError::NoImage);
     }
     let captioner = state.captioner().clone();
+    let text = state.text_reader().clone();
     let langs = opts.languages(&captioner.info().languages, captioner.default_language())?;
     let task_opts = opts.clone();
     let metrics = state.metrics().clone();
@@ -275,7 +353,7 @@ pub async fn caption_and_record(
         let _permit = permit;
         let images: Vec<&[u8]> = images.iter().map(|b| b.as_ref()).collect();
         let started = Instant::now();
-        let out = caption_images(&captioner, &images, &task_opts, &langs, |_| {});
+        let out = caption_images(&captioner, &text, &images, &task_opts, &langs, |_| {});
         metrics
             .inference_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -312,9 +390,12 @@ pub fn count_outcome(metrics: &Metrics, outcome: &Result<CaptionedImage, ApiErro
 /// Captions `images` in every language of `langs` with `opts` (checked by the caller with
 /// [`CaptionOptions::languages`]), each image decoded and encoded once and its captions
 /// generated once per language. `tune` may adjust the engine settings of each language (the
-/// CLI's decoding flags; the service passes `|_| {}`). Blocking: call it on a blocking thread.
+/// CLI's decoding flags; the service passes `|_| {}`). With the `text` feature, `text` is
+/// loaded (once) and reads every image; a text model that cannot be loaded fails every image
+/// with [`ApiError::TextUnavailable`]. Blocking: call it on a blocking thread.
 pub fn caption_images(
     captioner: &Captioner,
+    text: &LazyTextReader,
     images: &[&[u8]],
     opts: &CaptionOptions,
     langs: &[String],
@@ -334,7 +415,21 @@ pub fn caption_images(
         objects: opts.features.contains(Feature::Objects),
         tags: opts.features.contains(Feature::Tags),
     };
-    let (results, _timings) = captioner.analyze_images(images, &per_lang, features);
+    let reader = if opts.features.contains(Feature::Text) {
+        match text.get() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "text model unavailable");
+                return images
+                    .iter()
+                    .map(|_| Err(ApiError::TextUnavailable))
+                    .collect();
+            }
+        }
+    } else {
+        None
+    };
+    let (results, _timings) = captioner.analyze_images_reading(images, &per_lang, features, reader);
     results
         .into_iter()
         .map(|r| r.map_err(ApiError::from).map(|ic| convert(ic, opts)))
@@ -372,6 +467,18 @@ fn convert(ic: ImageCaptions, opts: &CaptionOptions) -> CaptionedImage {
             });
         }
     }
+    if let Some(t) = &ic.text {
+        // The best caption of each language quotes the text; alternatives stay as written
+        // (for a document, composing replaces the caption, and they would all be one).
+        let mut done: Vec<String> = Vec::new();
+        for c in captions.iter_mut() {
+            if !done.contains(&c.lang) {
+                c.text = compose_caption(&c.text, &c.lang, &t.lines, t.layout);
+                done.push(c.lang.clone());
+            }
+        }
+    }
+    let text = ic.text.as_ref().map(TextOut::from);
     let objects = ic.objects.map(|os| {
         os.into_iter()
             .map(|o| ObjectOut {
@@ -401,6 +508,7 @@ fn convert(ic: ImageCaptions, opts: &CaptionOptions) -> CaptionedImage {
         captions,
         objects,
         tags,
+        text,
         image: ImageOut {
             width: ic.width,
             height: ic.height,

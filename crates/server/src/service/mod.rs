@@ -8,10 +8,13 @@
 //! - [`privacy`]: the data rights: access, correction, preferences, consent, exports,
 //!   erasure, policy acknowledgements, staff access.
 //! - [`jobs`]: batch jobs (receive, worker, records, webhook).
+//! - [`training`]: the operator's export of consented training items, and what an earlier
+//!   export had that is no longer consented.
 //! - [`upkeep`]: the one scheduler of timed upkeep (retention sweep, exports, notices).
 
 pub mod accounts;
 pub mod captioning;
 pub mod jobs;
 pub mod privacy;
+pub mod training;
 pub mod upkeep;

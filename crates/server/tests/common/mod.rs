@@ -85,9 +85,18 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on `backend`; `edit` changes its configuration first.
     pub async fn start(backend: Backend, edit: impl FnOnce(&mut ServerConfig)) -> TestServer {
+        TestServer::start_with(backend, captioner(), edit).await
+    }
+
+    /// [`TestServer::start`] serving another model than the fixture one.
+    pub async fn start_with(
+        backend: Backend,
+        captioner: Arc<Captioner>,
+        edit: impl FnOnce(&mut ServerConfig),
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        TestServer::start_in(DataDir::Owned(dir), &path, backend, edit).await
+        TestServer::start_in(DataDir::Owned(dir), &path, backend, captioner, edit).await
     }
 
     /// [`TestServer::start`] with its data in `data_dir`, which the test keeps.
@@ -97,13 +106,14 @@ impl TestServer {
         edit: impl FnOnce(&mut ServerConfig),
     ) -> TestServer {
         let given = DataDir::Given(data_dir.to_path_buf());
-        TestServer::start_in(given, data_dir, backend, edit).await
+        TestServer::start_in(given, data_dir, backend, captioner(), edit).await
     }
 
     async fn start_in(
         data: DataDir,
         path: &Path,
         backend: Backend,
+        captioner: Arc<Captioner>,
         edit: impl FnOnce(&mut ServerConfig),
     ) -> TestServer {
         // Server errors into the test's output (shown when a test fails).
@@ -120,6 +130,7 @@ impl TestServer {
         let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             model: model_dir(),
+            text_model: Some(root().join("models/text")),
             threads: Some(1),
             rate_limit_per_minute: 0,
             shutdown_grace_seconds: 5,
@@ -129,7 +140,7 @@ impl TestServer {
         };
         edit(&mut config);
         let storage = Storage::open(&config).await.expect("storage opens");
-        let state = AppState::new(config.clone(), captioner(), storage.clone());
+        let state = AppState::new(config.clone(), captioner, storage.clone());
         let server = Server::bind(config, state.clone()).await.expect("binds");
         let addr = server.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -36,7 +36,16 @@ struct ResultView {
     gps_present: bool,
     objects: Option<Vec<LabelView>>,
     tags: Option<Vec<LabelView>>,
+    /// The lines read, when text was asked for.
+    text_lines: Option<Vec<LineView>>,
     error: Option<String>,
+}
+
+/// A line of text read in the photo, with its confidence.
+#[derive(Serialize)]
+struct LineView {
+    text: String,
+    percent: u32,
 }
 
 #[derive(Serialize)]
@@ -85,6 +94,15 @@ impl ResultView {
                         })
                         .collect()
                 }),
+                text_lines: c.text.map(|t| {
+                    t.lines
+                        .into_iter()
+                        .map(|l| LineView {
+                            text: l.text,
+                            percent: percent(l.confidence),
+                        })
+                        .collect()
+                }),
                 width: c.image.width,
                 height: c.image.height,
                 format: c.image.format,
@@ -104,6 +122,7 @@ impl ResultView {
                 gps_present: false,
                 objects: None,
                 tags: None,
+                text_lines: None,
                 error: Some(e.messages(lang).1),
             },
         }

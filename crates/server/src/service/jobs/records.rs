@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::Problem;
-use crate::service::captioning::{BatchItem, CaptionOut, ImageOut, MetadataOut, ObjectOut, TagOut};
+use crate::service::captioning::{
+    BatchItem, CaptionOut, ImageOut, MetadataOut, ObjectOut, TagOut, TextOut,
+};
 
 /// One file's result: captions, or its problem.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -27,6 +29,9 @@ pub struct ItemRecord {
     /// Tags, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<TagOut>>,
+    /// The text in the image, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextOut>,
     /// Image facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageOut>,
@@ -47,6 +52,7 @@ impl ItemRecord {
             captions: item.captions,
             objects: item.objects,
             tags: item.tags,
+            text: item.text,
             image: item.image,
             metadata: item.metadata,
             error: item.error,
@@ -220,6 +226,7 @@ mod tests {
             captions: Some(vec![caption("a dog, \"happy\""), caption("-1 cats")]),
             objects: None,
             tags: None,
+            text: None,
             image: None,
             metadata: None,
             error: None,
@@ -230,6 +237,7 @@ mod tests {
             captions: None,
             objects: None,
             tags: None,
+            text: None,
             image: None,
             metadata: None,
             error: Some(crate::error::ApiError::CorruptImage.problem(crate::i18n::Lang::En, "")),

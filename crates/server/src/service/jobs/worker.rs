@@ -157,11 +157,12 @@ async fn caption_one(
     opts: CaptionOptions,
 ) -> Result<CaptionedImage, ApiError> {
     let captioner = state.captioner().clone();
+    let text = state.text_reader().clone();
     let langs = opts.languages(&captioner.info().languages, captioner.default_language())?;
     let metrics = state.metrics().clone();
     tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        let out = caption_images(&captioner, &[&bytes[..]], &opts, &langs, |_| {})
+        let out = caption_images(&captioner, &text, &[&bytes[..]], &opts, &langs, |_| {})
             .pop()
             .unwrap_or(Err(ApiError::Internal));
         metrics

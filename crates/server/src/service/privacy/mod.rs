@@ -9,6 +9,7 @@ pub mod exports;
 pub mod policy;
 
 use serde::Deserialize;
+use takarir_store::audit::AuditEntry;
 use takarir_store::consents::PURPOSE_TRAINING;
 use takarir_store::erasure::user_prefix;
 use takarir_store::history::{HistoryId, HistoryQuery};
@@ -20,7 +21,8 @@ use crate::options::{parse_alternatives, BadValue, OptionDefaults};
 use crate::state::AppState;
 use crate::views::{
     AccessDocument, ApiKeyView, AuditView, ConsentView, ExportView, HistoryEntry, JobSummary,
-    PreferencesView, Profile, SessionView, Time, TrainingItemView, UsageRow, EXPORT_SCHEMA_VERSION,
+    ModelInUse, PreferencesView, Profile, SessionView, Time, TrainingItemView, UsageRow,
+    EXPORT_SCHEMA_VERSION,
 };
 
 /// Everything held about the user, as [`crate::views::export_schema`] describes it.
@@ -38,6 +40,8 @@ pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDoc
     fn all<T, V: for<'a> From<&'a T>>(rows: Vec<T>) -> Vec<V> {
         rows.iter().map(V::from).collect()
     }
+    let audit = db.audit().list(id).await?;
+    let model_in_use = model_in_use(state, &audit);
     Ok(AccessDocument {
         schema_version: EXPORT_SCHEMA_VERSION,
         exported_at: Time::now(),
@@ -51,8 +55,28 @@ pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDoc
         sessions: all::<_, SessionView>(db.sessions().list(id).await?),
         exports: all::<_, ExportView>(db.exports().list(id).await?),
         jobs: all::<_, JobSummary>(db.jobs().list_for_user(id).await?),
-        audit: all::<_, AuditView>(db.audit().list(id).await?),
+        audit: all::<_, AuditView>(audit),
+        model_in_use,
     })
+}
+
+/// The model in use and the user's training exports its card names.
+fn model_in_use(state: &AppState, audit: &[AuditEntry]) -> ModelInUse {
+    let trained_on: &[String] = state
+        .model_card()
+        .map(|c| c.training_exports.as_slice())
+        .unwrap_or_default();
+    let training_exports: Vec<String> = audit
+        .iter()
+        .filter(|a| a.action == crate::service::training::AUDIT_ACTION)
+        .filter_map(|a| a.detail.clone())
+        .filter(|d| trained_on.contains(d))
+        .collect();
+    ModelInUse {
+        version: state.captioner().info().version.clone(),
+        trained_with_your_items: !training_exports.is_empty(),
+        training_exports,
+    }
 }
 
 /// The user's whole history, oldest first, read 500 entries at a time.
