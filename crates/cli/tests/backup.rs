@@ -3,7 +3,9 @@
 //! PostgreSQL test fails, it is never skipped): back up while the service runs, erase a user,
 //! lose the database and the objects, restore: the erased user stays erased, everyone else's
 //! data is back, and the restored service answers requests. Prints the restore time for a
-//! database with 10,000 history rows.
+//! database with 10,000 history rows. Likewise for lesser withdrawals made through the API
+//! after a backup (training consent, a history entry, a job, an API key, an export): after
+//! the restore every one is still withdrawn or deleted.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -108,7 +110,8 @@ impl Setup {
         Blobs::open(&self.store_url, KeyRing::parse(&self.keys).unwrap()).unwrap()
     }
 
-    /// The disaster: the database and every object but the erasure records are gone.
+    /// The disaster: the database and every object but the erasure and withdrawal records are
+    /// gone.
     async fn lose_everything(&self) {
         match &self.pg_admin {
             None => std::fs::remove_dir_all(self.dir.path().join("db")).unwrap(),
@@ -127,7 +130,7 @@ impl Setup {
         }
         let blobs = self.blobs();
         for path in blobs.list("").await.unwrap() {
-            if !path.starts_with("erasure-log/") {
+            if !path.starts_with("erasure-log/") && !path.starts_with("withdrawal-log/") {
                 blobs.delete(&path).await.unwrap();
             }
         }
@@ -391,4 +394,261 @@ async fn an_erasure_whose_objects_fail_is_still_replayed_by_a_restore() {
     assert!(carol_again.unwrap().is_none(), "erased again");
     assert!(blobs.get(&photo).await.is_err(), "her photo is gone again");
     db.close().await;
+}
+
+/// A photo as a multipart form part.
+fn photo_part(name: &str) -> reqwest::multipart::Part {
+    reqwest::multipart::Part::bytes(std::fs::read(root().join("samples/coffee.jpg")).unwrap())
+        .file_name(name.to_string())
+}
+
+/// Back up; then, through the running service, withdraw training consent, delete a history
+/// entry, delete a batch job, revoke an API key and an export; lose everything; restore: every
+/// one of them is still withdrawn or deleted, and what was not withdrawn is back.
+async fn withdrawals_scenario(backend: &str) {
+    let s = setup(backend).await;
+    let db = Db::connect(&s.db_url).await.unwrap();
+    let blobs = s.blobs();
+    let password = "dana's long password";
+    let password_hash = takarir_server::service::accounts::auth::hash_password(password)
+        .await
+        .unwrap();
+    let dana = db
+        .users()
+        .create(NewUser {
+            email: "dana@example.org",
+            password_hash: &password_hash,
+            role: Role::User,
+        })
+        .await
+        .unwrap();
+    let scopes = ["captions", "read", "write"];
+    let key = "tkr_withdrawals_test_main_key_0123456789abcdef";
+    db.api_keys()
+        .create(dana.id, "main", key, &scopes)
+        .await
+        .unwrap();
+    let spare = "tkr_withdrawals_test_spare_key_0123456789abcdef";
+    let spare_row = db
+        .api_keys()
+        .create(dana.id, "spare", spare, &scopes)
+        .await
+        .unwrap();
+    db.close().await;
+
+    let (mut server, base) = s.serve().await;
+    let http = reqwest::Client::new();
+    let auth = format!("Bearer {key}");
+    let r = http
+        .patch(format!("{base}/api/v1/me/preferences"))
+        .header("authorization", &auth)
+        .json(&serde_json::json!({"history_enabled": true}))
+        .go()
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let r = http
+        .post(format!("{base}/api/v1/me/consents/training"))
+        .header("authorization", &auth)
+        .json(&serde_json::json!({"granted": true}))
+        .go()
+        .await;
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    // Two captions: history entries and training items.
+    for _ in 0..2 {
+        let form = reqwest::multipart::Form::new().part("image", photo_part("coffee.jpg"));
+        let answer = http
+            .post(format!("{base}/api/v1/captions?lang=en"))
+            .header("authorization", &auth)
+            .multipart(form)
+            .fetch_json()
+            .await;
+        assert!(answer["captions"][0]["text"].is_string(), "{answer}");
+    }
+    let form = reqwest::multipart::Form::new().part("image", photo_part("holiday/coffee.jpg"));
+    let job = http
+        .post(format!("{base}/api/v1/jobs"))
+        .header("authorization", &auth)
+        .multipart(form)
+        .fetch_json()
+        .await;
+    let job_id = job["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{job}"))
+        .to_string();
+    let export = http
+        .post(format!("{base}/api/v1/me/exports"))
+        .header("authorization", &auth)
+        .fetch_json()
+        .await;
+    let export_id = export["id"].as_i64().unwrap_or_else(|| panic!("{export}"));
+    // Wait for the job and the export to be done, so that both are in the backup.
+    let done = async {
+        loop {
+            let j = http
+                .get(format!("{base}/api/v1/jobs/{job_id}"))
+                .header("authorization", &auth)
+                .fetch_json()
+                .await;
+            let e = http
+                .get(format!("{base}/api/v1/me/exports"))
+                .header("authorization", &auth)
+                .fetch_json()
+                .await;
+            if j["status"] == "done" && e["exports"][0]["status"] == "ready" {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), done)
+        .await
+        .expect("the job and the export are done within a minute");
+
+    let db = Db::connect(&s.db_url).await.unwrap();
+    let history = db
+        .history()
+        .list(dana.id, Default::default())
+        .await
+        .unwrap();
+    // Two captions and the job's: three entries, and as many training items.
+    assert_eq!(history.len(), 3);
+    let deleted = history[1].id;
+    let kept: Vec<_> = history
+        .iter()
+        .map(|h| h.id)
+        .filter(|&h| h != deleted)
+        .collect();
+    let training = db.training().list(dana.id).await.unwrap();
+    assert_eq!(training.len(), 3, "training items while consent stands");
+    let export_path = db.exports().list(dana.id).await.unwrap()[0]
+        .object_path
+        .clone();
+    db.close().await;
+
+    let backup_dir = s.dir.path().join("backup");
+    s.run_json(&["backup", "--to", backup_dir.to_str().unwrap()]);
+
+    // After the backup, through the API: every kind of withdrawal.
+    let send = |req: reqwest::RequestBuilder| async {
+        let r = req.header("authorization", &auth).go().await;
+        let status = r.status();
+        assert!(status.is_success(), "{status}: {}", r.text().await.unwrap());
+    };
+    send(
+        http.post(format!("{base}/api/v1/me/consents/training"))
+            .json(&serde_json::json!({"granted": false})),
+    )
+    .await;
+    send(http.delete(format!("{base}/api/v1/me/history/{}", deleted.0))).await;
+    send(http.delete(format!("{base}/api/v1/jobs/{job_id}"))).await;
+    // Keys are managed from a session (cookie and CSRF token), not with a key.
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "dana@example.org", "password": password}))
+        .go()
+        .await;
+    assert_eq!(login.status(), 200);
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("takarir_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    let csrf = login.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .delete(format!("{base}/api/v1/me/api-keys/{}", spare_row.id.0))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .go()
+        .await;
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    send(http.delete(format!("{base}/api/v1/me/exports/{export_id}"))).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    s.lose_everything().await;
+    let r = s.run_json(&["restore", "--from", backup_dir.to_str().unwrap()]);
+    assert_eq!(r["withdrawals_replayed"], 5, "{r}");
+
+    let db = Db::connect(&s.db_url).await.unwrap();
+    let consent = db
+        .consents()
+        .latest(dana.id, takarir_store::consents::PURPOSE_TRAINING)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!consent.granted, "training consent stays withdrawn");
+    let prefs = db.preferences().get_or_default(dana.id).await.unwrap();
+    assert!(!prefs.training_consent);
+    assert!(db.training().list(dana.id).await.unwrap().is_empty());
+    for item in &training {
+        assert!(
+            blobs.get(&item.object_path).await.is_err(),
+            "training image gone"
+        );
+    }
+    let ids: Vec<_> = db
+        .history()
+        .list(dana.id, Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(
+        ids, kept,
+        "the deleted entry stays deleted, the other is back"
+    );
+    assert!(
+        db.jobs().get(&job_id).await.unwrap().is_none(),
+        "job stays deleted"
+    );
+    assert!(db.api_keys().authenticate(spare).await.unwrap().is_none());
+    assert!(db.api_keys().authenticate(key).await.unwrap().is_some());
+    assert!(db.exports().list(dana.id).await.unwrap().is_empty());
+    assert!(blobs.get(&export_path).await.is_err(), "export ZIP gone");
+    db.close().await;
+
+    // The next upload is not training data: consent was not granted again.
+    let (mut server, base) = s.serve().await;
+    let form = reqwest::multipart::Form::new().part("image", photo_part("coffee.jpg"));
+    let answer = http
+        .post(format!("{base}/api/v1/captions?lang=en"))
+        .header("authorization", &auth)
+        .multipart(form)
+        .fetch_json()
+        .await;
+    assert!(answer["captions"][0]["text"].is_string(), "{answer}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let db = Db::connect(&s.db_url).await.unwrap();
+    assert!(db.training().list(dana.id).await.unwrap().is_empty());
+    db.close().await;
+
+    // Restoring the same backup again replays them again: still withdrawn.
+    let again = s.run_json(&["restore", "--from", backup_dir.to_str().unwrap()]);
+    assert_eq!(again["withdrawals_replayed"], 5, "{again}");
+    let db = Db::connect(&s.db_url).await.unwrap();
+    assert!(db.jobs().get(&job_id).await.unwrap().is_none());
+    assert!(db.api_keys().authenticate(spare).await.unwrap().is_none());
+    db.close().await;
+    if let Some((server, name)) = &s.pg_admin {
+        takarir_store::test_support::drop_postgres_database(server, name).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_keeps_withdrawals_sqlite() {
+    withdrawals_scenario("sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_keeps_withdrawals_postgres() {
+    withdrawals_scenario("postgres").await;
 }

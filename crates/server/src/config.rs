@@ -54,6 +54,11 @@ use serde::Deserialize;
 /// | `mail_from` | `Takarir <takarir@localhost>` | sender of account emails |
 /// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before its sign-ins are slowed down (1 s, doubling per further failure, at most 8 s; never refused, so nobody can lock an owner out) |
 /// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 (counted before the password is hashed, atomically in the database) |
+/// | `controller` | none | the data controller named on `/privacy`: the operator's legal name and address (required when `production` is on) |
+/// | `dpo_email` | none | the data-protection contact on `/privacy` (required when `production` is on) |
+/// | `backup_retention_days` | `35` | how long the operator keeps backups (stated on `/privacy`; `takarir backup` does not delete old ones) |
+/// | `production` | `false` | a public deployment: the service refuses to start until `controller` and `dpo_email` are set to real values (not empty, not the `example` placeholders) |
+/// | `throttle_salt` | a salt generated into `<data_dir>/throttle.salt` on first start | hex; the secret mixed into the hashed sign-in counter keys (accounts and client addresses), so a copy of the database cannot recover them by enumeration. Nodes sharing a database must share it |
 /// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
 /// | `training_export_key` | a key generated into `<data_dir>/training-export.key` on first export | hex key (at least 32 digits) naming exported training items by pseudonym (`takarir training export`); keep it to compare exports |
 /// | `model_update_days` | `0` | the operator's schedule for new model versions, stated on the privacy page (a new version, trained without withdrawn items, replaces the one in use at least this often; `0`: no fixed schedule) |
@@ -145,6 +150,16 @@ pub struct ServerConfig {
     pub login_failures_per_client: u32,
     /// Policy versions file; `None`: the compiled-in list.
     pub policy_file: Option<PathBuf>,
+    /// Secret (hex) salting the sign-in counter keys; `None`: a file in `data_dir`.
+    pub throttle_salt: Option<String>,
+    /// The data controller (legal name and address) named on the privacy page.
+    pub controller: Option<String>,
+    /// The data-protection contact named on the privacy page.
+    pub dpo_email: Option<String>,
+    /// Days the operator keeps backups (stated on the privacy page).
+    pub backup_retention_days: u64,
+    /// A public deployment: `controller` and `dpo_email` must be real.
+    pub production: bool,
     /// Hex key for training-item pseudonyms; `None`: a key file in `data_dir`.
     pub training_export_key: Option<String>,
     /// Days between model versions the operator commits to; 0: no fixed schedule.
@@ -196,6 +211,11 @@ impl Default for ServerConfig {
             login_failures_per_account: 5,
             login_failures_per_client: 20,
             policy_file: None,
+            throttle_salt: None,
+            controller: None,
+            dpo_email: None,
+            backup_retention_days: 35,
+            production: false,
             training_export_key: None,
             model_update_days: 0,
         }
@@ -267,6 +287,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("login_failures_per_account", Kind::Number),
     ("login_failures_per_client", Kind::Number),
     ("policy_file", Kind::Text),
+    ("throttle_salt", Kind::Text),
+    ("controller", Kind::Text),
+    ("dpo_email", Kind::Text),
+    ("backup_retention_days", Kind::Number),
+    ("production", Kind::Flag),
     ("training_export_key", Kind::Text),
     ("model_update_days", Kind::Number),
 ];
@@ -355,7 +380,40 @@ impl ServerConfig {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("tls_cert and tls_key must be given together");
         }
+        if let Some(smtp) = &self.smtp_url {
+            check_smtp_tls(smtp)?;
+        }
+        if self.production {
+            // The privacy page must name who is responsible and how to reach them.
+            for (key, value) in [
+                ("controller", &self.controller),
+                ("dpo_email", &self.dpo_email),
+            ] {
+                let v = value.as_deref().map(str::trim).unwrap_or("");
+                if v.is_empty() || is_placeholder(v) {
+                    bail!(
+                        "production is on but {key} is {}: set the real value \
+                         (it is shown on /privacy as the law requires)",
+                        if v.is_empty() {
+                            "not set"
+                        } else {
+                            "a placeholder"
+                        }
+                    );
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Whether `controller` / `dpo_email` are set to real values (else the privacy page says
+    /// they are not set yet).
+    pub fn controller_set(&self) -> bool {
+        [&self.controller, &self.dpo_email].iter().all(|v| {
+            v.as_deref()
+                .map(str::trim)
+                .is_some_and(|v| !v.is_empty() && !is_placeholder(v))
+        })
     }
 
     /// The database URL in effect.
@@ -415,9 +473,101 @@ impl ServerConfig {
     }
 }
 
+/// Account emails carry sign-in links: plain SMTP is allowed only to a relay on this machine
+/// (loopback); any other relay needs `smtps://` or `smtp://...?tls=required` (STARTTLS).
+fn check_smtp_tls(smtp_url: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(smtp_url).context("smtp_url is not a URL")?;
+    let tls_required = url.scheme() == "smtps"
+        || url
+            .query_pairs()
+            .any(|(k, v)| k == "tls" && (v == "required" || v == "wrapper"));
+    let loopback = match url.host() {
+        // `smtp:` is not a special scheme: an address comes back as an opaque host name.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if !tls_required && !loopback {
+        bail!(
+            "smtp_url: plain SMTP is allowed only to a relay on loopback; use smtps://HOST:465 \
+             or smtp://HOST:587?tls=required"
+        );
+    }
+    Ok(())
+}
+
+/// The shipped example values (`example.org`, `Example ...`), which a deployment must replace.
+fn is_placeholder(v: &str) -> bool {
+    let v = v.to_ascii_lowercase();
+    v.contains("example") || v.contains("changeme") || v.contains("placeholder")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_needs_tls_unless_on_loopback() {
+        let with = |url: &'static str| {
+            ServerConfig::load_from(None, move |k| {
+                (k == "TAKARIR_SMTP_URL").then(|| url.to_string())
+            })
+        };
+        for ok in [
+            "smtp://127.0.0.1:2525",
+            "smtp://localhost:25",
+            "smtp://[::1]:25",
+            "smtps://u:p@mail.example.net:465",
+            "smtp://u:p@mail.example.net:587?tls=required",
+        ] {
+            assert!(with(ok).is_ok(), "{ok}: {:?}", with(ok).err());
+        }
+        for bad in [
+            "smtp://mail.example.net:25",
+            "smtp://10.0.0.5:25",
+            "smtp://mail.example.net:587?tls=opportunistic",
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("loopback"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_the_placeholder_controller() {
+        let env = |c: &'static str, d: &'static str| {
+            move |k: &str| match k {
+                "TAKARIR_PRODUCTION" => Some("true".to_string()),
+                "TAKARIR_CONTROLLER" => Some(c.to_string()),
+                "TAKARIR_DPO_EMAIL" => Some(d.to_string()),
+                _ => None,
+            }
+        };
+        let err = ServerConfig::load_from(None, env("Example Ltd", "dpo@example.org"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("controller") && err.contains("placeholder"),
+            "{err}"
+        );
+        let err = ServerConfig::load_from(None, env("PT Takarir Nusantara", ""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dpo_email") && err.contains("not set"),
+            "{err}"
+        );
+        let ok = ServerConfig::load_from(None, env("PT Takarir Nusantara", "dpo@takarir.id"));
+        assert!(ok.unwrap().controller_set());
+        // Outside production the page just says the values are not set yet.
+        assert!(!ServerConfig::load_from(None, |_| None)
+            .unwrap()
+            .controller_set());
+    }
 
     #[test]
     fn defaults_file_then_env() {

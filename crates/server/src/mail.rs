@@ -64,7 +64,9 @@ impl Mailer {
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| MailError::Smtp(e.to_string()))
+            // A relay's refusal quotes the recipient ("550 <ani@...> unknown"): the error
+            // keeps the relay's words but never an address, since it is logged.
+            .map_err(|e| MailError::Smtp(without_addresses(&e.to_string())))
     }
 
     /// Sends, logging a failure (without the address) instead of returning it: for messages
@@ -77,5 +79,44 @@ impl Mailer {
             }
             Err(e) => tracing::error!(error = %e, "account email not sent"),
         }
+    }
+}
+/// `text` with every email address (a word with `@` inside) replaced by `[address]`.
+pub fn without_addresses(text: &str) -> String {
+    let is_break = |c: char| c.is_whitespace() || "<>\"'(),;[]{}".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        let at = word.find('@');
+        if at.is_some_and(|i| i > 0 && i + 1 < word.len()) {
+            out.push_str("[address]");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if is_break(c) {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_are_taken_out_of_relay_answers() {
+        let said = "permanent error (550): 5.1.1 <Ani.Putri+x@mail.example.id>: Recipient address rejected; also bob@x.y";
+        let clean = super::without_addresses(said);
+        assert_eq!(
+            clean,
+            "permanent error (550): 5.1.1 <[address]>: Recipient address rejected; also [address]"
+        );
+        assert_eq!(super::without_addresses("a @ b, x@, @y"), "a @ b, x@, @y");
     }
 }

@@ -166,15 +166,20 @@ pub enum Feature {
     /// The text in the photo (signs, labels, screenshots): lines with their confidence and
     /// polygon, and the whole text; captions then quote prominent text.
     Text,
+    /// The EXIF summary (camera, date taken, orientation, whether GPS is present) in a batch
+    /// job's stored results. A direct answer always carries it (nothing of it is kept); a job
+    /// keeps it for the job's life only when asked for.
+    Metadata,
 }
 
 spelled!(
     Feature,
-    "caption, objects, tags, text",
+    "caption, objects, tags, text, metadata",
     Caption = "caption",
     Objects = "objects",
     Tags = "tags",
-    Text = "text"
+    Text = "text",
+    Metadata = "metadata"
 );
 
 /// The outputs a request asks for: never empty; `caption` by default. As text, a
@@ -529,7 +534,7 @@ mod tests {
             ("alternatives", "0"),
             ("style", "long"),
             ("lang", "fr"),
-            ("features", "caption,faces"),
+            ("features", "caption,colours"),
         ] {
             assert!(
                 CaptionOptions::from_pairs([(name, value)]).is_err(),

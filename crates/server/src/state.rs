@@ -71,6 +71,7 @@ impl AppState {
                 login_throttle: LoginThrottle::new(
                     config.login_failures_per_account,
                     config.login_failures_per_client,
+                    throttle_salt(&config).expect("readable throttle salt"),
                 ),
                 policy: load_policy(&config).expect("valid policy_file"),
                 card: ModelCard::of(&config.model).unwrap_or_else(|e| {
@@ -93,6 +94,7 @@ impl AppState {
     pub async fn load(mut config: ServerConfig) -> anyhow::Result<Self> {
         Mailer::new(&config)?;
         load_policy(&config)?;
+        throttle_salt(&config)?;
         // The version `takarir models promote` chose, if any.
         config.model = crate::models::model_to_load(&config)?;
         let storage = Storage::open(&config).await?;
@@ -312,4 +314,37 @@ impl Drop for QueuePermit {
     fn drop(&mut self) {
         self.depth.dec();
     }
+}
+
+/// The deployment's secret for sign-in counter keys: `throttle_salt`, else
+/// `data_dir/throttle.salt`, created (owner-only) with 256 random bits on first start.
+fn throttle_salt(config: &ServerConfig) -> anyhow::Result<String> {
+    use anyhow::Context;
+    if let Some(s) = config
+        .throttle_salt
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        return Ok(s.trim().to_owned());
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("throttle.salt");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let salt = hex::encode(rand::random::<[u8; 32]>());
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut f, salt.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(salt)
 }

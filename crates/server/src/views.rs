@@ -22,6 +22,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::options::{LangChoice, Style};
 use crate::policy::PolicyVersion;
+use crate::service::jobs::records::ItemRecord;
 
 /// `schema_version` of the export's `data.json`.
 pub const EXPORT_SCHEMA_VERSION: u32 = 1;
@@ -576,6 +577,10 @@ pub struct JobSummary {
     pub finished_at: Option<Time>,
     /// When it and its results are deleted.
     pub expires_at: Time,
+    /// Each finished file's result, in upload order: its index, its base name (never the
+    /// client's folders), captions and what else the job asked for (the EXIF summary only
+    /// when asked for), or its problem.
+    pub results: Vec<ItemRecord>,
 }
 
 impl From<&Job> for JobSummary {
@@ -589,6 +594,7 @@ impl From<&Job> for JobSummary {
             created_at: Time::from_ms(j.created_ms),
             finished_at: j.finished_ms.map(Time::from_ms),
             expires_at: Time::from_ms(j.expires_ms),
+            results: Vec::new(),
         }
     }
 }
@@ -599,6 +605,12 @@ impl From<&Job> for JobSummary {
 pub struct AuditView {
     /// Entry id.
     pub id: i64,
+    /// The staff member's account id (null once that account is erased, and for the
+    /// operator's `training_export`).
+    pub actor_id: Option<i64>,
+    /// The staff member's role now (`admin`; null once the account is erased, and for the
+    /// operator).
+    pub actor_role: Option<String>,
     /// What was done (`view_personal_data` by staff, `training_export` by the operator).
     pub action: String,
     /// The reason the staff member (or the operator) gave.
@@ -614,6 +626,8 @@ impl From<&StoredAudit> for AuditView {
     fn from(a: &StoredAudit) -> Self {
         AuditView {
             id: a.id.0,
+            actor_id: a.actor_id.map(|u| u.0),
+            actor_role: None,
             action: a.action.clone(),
             reason: a.reason.clone(),
             detail: a.detail.clone(),
@@ -654,8 +668,48 @@ pub struct AccessDocument {
     pub jobs: Vec<JobSummary>,
     /// Staff accesses to the data, and training exports of it by the operator.
     pub audit: Vec<AuditView>,
+    /// Unused email links (verification, password reset): the address each was sent to,
+    /// never the link's token.
+    pub email_tokens: Vec<EmailTokenView>,
+    /// Policy-change notices emailed to the user.
+    pub policy_notices: Vec<PolicyNoticeView>,
     /// The caption model in use, and whether this user's consented items trained it.
     pub model_in_use: ModelInUse,
+}
+
+/// An unused email link in the access document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailTokenView {
+    /// `verify` or `reset`.
+    pub purpose: String,
+    /// The address it was sent to.
+    pub email: String,
+    /// When it was sent.
+    pub created_at: Time,
+    /// When it stops working.
+    pub expires_at: Time,
+}
+
+impl From<&takarir_store::email_tokens::TokenInfo> for EmailTokenView {
+    fn from(t: &takarir_store::email_tokens::TokenInfo) -> Self {
+        EmailTokenView {
+            purpose: t.purpose.clone(),
+            email: t.email.clone(),
+            created_at: Time(t.created_at),
+            expires_at: Time(t.expires_at),
+        }
+    }
+}
+
+/// A policy-change notice emailed to the user.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyNoticeView {
+    /// The policy version announced.
+    pub policy_version: String,
+    /// When the email was sent.
+    pub emailed_at: Time,
 }
 
 /// The caption model version in use, as it concerns one user.

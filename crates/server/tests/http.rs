@@ -242,9 +242,10 @@ async fn read_only_routes_answer_with_security_headers() {
         assert!(en.contains("<html lang=\"en\">"));
     }
     let privacy = s.get("/privacy").await.text().await.unwrap();
-    assert!(privacy.contains("Versi 2.2"));
+    use takarir_server::policy::{PRIVACY_DATE, PRIVACY_VERSION};
+    assert!(privacy.contains(&format!("Versi {PRIVACY_VERSION}")));
     assert!(privacy.contains("tidak disimpan"));
-    assert!(privacy.contains("2026-12-03"));
+    assert!(privacy.contains(PRIVACY_DATE));
     // A trained model is replaced at the next version, not untrained; no schedule set here.
     assert!(privacy.contains("<strong>diganti pada versi berikutnya</strong>"));
     assert!(privacy.contains("belum menetapkan jadwal tetap"));
@@ -1032,6 +1033,97 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     }
     s.stop().await;
     assert_eq!(request.await.unwrap().unwrap(), StatusCode::OK);
+}
+
+/// `/privacy` states this deployment as it runs: the policy version and date of its policy
+/// file, each retention period from its configuration (change one, the page changes), its
+/// processors and where they are, and the controller and data-protection contact; in
+/// Indonesian and in English.
+#[tokio::test]
+async fn privacy_page_is_rendered_from_the_running_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("versions.toml");
+    std::fs::write(
+        &policy,
+        "[[version]]\nversion = \"2.1\"\ndate = \"2026-11-30\"\nsignificant = false\nsummary_id = \"a\"\nsummary_en = \"a\"\n\
+         [[version]]\nversion = \"3.0\"\ndate = \"2027-02-01\"\nsignificant = true\nsummary_id = \"b\"\nsummary_en = \"b\"\n",
+    )
+    .unwrap();
+    let mut pages = Vec::new();
+    for days in [30u64, 45] {
+        let p = policy.clone();
+        let s = start(move |c| {
+            c.policy_file = Some(p);
+            c.history_retention_days = days;
+            c.job_result_days = 5;
+            c.backup_retention_days = 21;
+            c.smtp_url = Some("smtps://relay.mail-host.test:465".into());
+            c.object_store_url = Some(
+                "s3://foto-bucket/takarir?endpoint=https://s3.objects.test&region=ap-southeast-3"
+                    .into(),
+            );
+            c.controller = Some("PT Takarir Nusantara, Jl. Merdeka 1, Jakarta".into());
+            c.dpo_email = Some("dpo@takarir-nusantara.test".into());
+        })
+        .await;
+        for lang in ["id", "en"] {
+            let html = s
+                .get(&format!("/privacy?lang={lang}"))
+                .await
+                .text()
+                .await
+                .unwrap();
+            pages.push((days, lang, html));
+        }
+        s.stop().await;
+    }
+    for (days, lang, html) in &pages {
+        let (version, history, jobs, backups) = if *lang == "id" {
+            (
+                "Versi 3.0",
+                format!("{days} hari, lalu dihapus"),
+                "5 hari",
+                "Cadangan: 21 hari",
+            )
+        } else {
+            (
+                "Version 3.0",
+                format!("{days} days, then deleted"),
+                "5 days",
+                "Backups: 21 days",
+            )
+        };
+        for needle in [
+            version,
+            "2027-02-01",
+            &history,
+            jobs,
+            backups,
+            "relay.mail-host.test",
+            "foto-bucket",
+            "ap-southeast-3",
+            "s3.objects.test",
+            "PT Takarir Nusantara, Jl. Merdeka 1, Jakarta",
+            "dpo@takarir-nusantara.test",
+            "3 × 24",
+        ] {
+            assert!(
+                html.contains(needle),
+                "{lang}, {days} days: {needle:?} missing"
+            );
+        }
+        let other = if *days == 30 { 45 } else { 30 };
+        let stale = if *lang == "id" {
+            format!("{other} hari, lalu dihapus")
+        } else {
+            format!("{other} days, then deleted")
+        };
+        assert!(
+            !html.contains(&stale),
+            "{lang}: {stale:?} from the other configuration"
+        );
+        assert!(!html.contains("2.1,"), "{lang}: the old version shown");
+    }
 }
 
 /// A photo with two rendered Indonesian phrases, "JALAN DITUTUP" and "Air Minum Gratis"

@@ -159,7 +159,9 @@ async fn bad_input_and_formats(backend: Backend) {
             .find(|r| r["file"] == f)
             .unwrap_or_else(|| panic!("{f}"))
     };
-    for good in ["chelsea.jpg", "coffee.jpg", "sub/rocket.jpg"] {
+    // Only base names are kept: never the folders inside the archive.
+    assert!(!jsonl.contains("sub/") && !jsonl.contains("../") && !jsonl.contains("/abs"));
+    for good in ["chelsea.jpg", "coffee.jpg", "rocket.jpg"] {
         let r = by_file(good);
         assert!(r.get("error").is_none(), "{r}");
         let caps = r["captions"].as_array().unwrap();
@@ -169,8 +171,7 @@ async fn bad_input_and_formats(backend: Backend) {
     }
     for (f, code) in [
         ("broken.gif", "corrupt_image"),
-        ("../../etc/evil.jpg", "unsafe_archive_path"),
-        ("/abs/evil.jpg", "unsafe_archive_path"),
+        ("evil.jpg", "unsafe_archive_path"),
         ("inner.zip", "nested_archive"),
         ("bomb.png", "payload_too_large"),
         ("notes.jpg", "unsupported_media_type"),
@@ -181,6 +182,13 @@ async fn bad_input_and_formats(backend: Backend) {
         // In the language of the request that created the job.
         assert!(r["error"]["detail"].as_str().unwrap().is_ascii(), "{r}");
     }
+    let evil = rows.iter().filter(|r| r["file"] == "evil.jpg");
+    assert!(
+        evil.clone().count() == 2
+            && evil
+                .into_iter()
+                .all(|r| r["error"]["code"] == "unsafe_archive_path")
+    );
     // Upload order is kept.
     let idx: Vec<i64> = rows.iter().map(|r| r["index"].as_i64().unwrap()).collect();
     assert_eq!(idx, (0..10).collect::<Vec<_>>());
@@ -449,6 +457,109 @@ async fn jobs_are_rate_limited() {
     assert!(second.headers().contains_key("retry-after"));
 }
 
+/// A job keeps only each file's base name and its captions: no client folder, and no EXIF
+/// value unless the request asked for `metadata`; the owner's access document holds the
+/// results.
+async fn jobs_keep_little(backend: Backend) {
+    let node = start(backend).await;
+    let client = Client::new();
+    let user = node
+        .db()
+        .users()
+        .create(takarir_store::users::NewUser {
+            email: "job-owner@example.org",
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+            role: takarir_store::users::Role::User,
+        })
+        .await
+        .unwrap();
+    let key = "tkr_jobs_keep_little_0123456789abcdefghijklmn";
+    node.db()
+        .api_keys()
+        .create(user.id, "k", key, &["captions", "read"])
+        .await
+        .unwrap();
+    let rotated = sample("chelsea-exif-rotated.jpg");
+    let mut ids = Vec::new();
+    for features in [None, Some("caption,metadata")] {
+        let mut form = Form::new()
+            .text("lang", "en")
+            .part(
+                "image",
+                file(rotated.clone(), r"C:\Users\ani\Pictures\kucing.jpg"),
+            )
+            .part(
+                "image",
+                file(sample("coffee.jpg"), "holiday/2025/ani/kopi.jpg"),
+            );
+        if let Some(f) = features {
+            form = form.text("features", f);
+        }
+        let res = client
+            .post(format!("{}/api/v1/jobs", node.base))
+            .bearer_auth(key)
+            .multipart(form)
+            .go()
+            .await;
+        assert_eq!(res.status().as_u16(), 202);
+        let id = res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        wait_done(&client, &node.base, &id).await;
+        ids.push(id);
+    }
+    for (n, id) in ids.iter().enumerate() {
+        let items = node.db().jobs().items(id).await.unwrap();
+        let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["kucing.jpg", "kopi.jpg"]);
+        let stored: Vec<Value> = items
+            .iter()
+            .map(|i| serde_json::from_str(i.result.as_deref().unwrap()).unwrap())
+            .collect();
+        for r in &stored {
+            let text = r.to_string();
+            assert!(
+                !text.contains("Users") && !text.contains("holiday"),
+                "{text}"
+            );
+            assert!(r["captions"][0]["text"].is_string(), "{r}");
+        }
+        if n == 0 {
+            assert!(
+                stored.iter().all(|r| r.get("metadata").is_none()),
+                "{stored:?}"
+            );
+        } else {
+            // Asked for: the EXIF orientation of the rotated photo is kept with this job.
+            assert_eq!(stored[0]["metadata"]["orientation"], 6, "{:?}", stored[0]);
+        }
+    }
+    let me = client
+        .get(format!("{}/api/v1/me", node.base))
+        .bearer_auth(key)
+        .fetch_json()
+        .await;
+    let jobs = me["jobs"].as_array().unwrap_or_else(|| panic!("{me}"));
+    assert_eq!(jobs.len(), 2, "{me}");
+    for j in jobs {
+        let results = j["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "{j}");
+        assert_eq!(results[0]["file"], "kucing.jpg");
+        assert!(results[1]["captions"][0]["text"].is_string(), "{j}");
+    }
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_keep_base_names_and_no_exif_unless_asked_sqlite() {
+    jobs_keep_little(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_keep_base_names_and_no_exif_unless_asked_postgres() {
+    jobs_keep_little(Backend::Postgres).await;
+}
 /// A batch job asked for text: each result record carries the lines read, and the caption of
 /// the photo with a sign quotes it; a photo without writing reads nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,11 @@
 //! Privacy acceptance test: after good and bad uploads through the API and the no-JavaScript
 //! form, the server's data directory and the process's temp directory hold no image bytes
 //! (the temp directory holds nothing at all but ONNX Runtime's own session-id file), and the
-//! log holds no captions, no client address, no file names and no image bytes.
+//! log holds no captions, no client address, no file names and no image bytes. The account
+//! error paths too (a mail relay that refuses the recipient and quotes the address, password
+//! resets, failed and throttled sign-ins, duplicate sign-ups, bad tokens): no email address
+//! reaches the log, the sign-in counters are salted with the deployment's secret, and they
+//! are gone within seconds of their 15 minutes.
 //!
 //! This test binary is its own process: it points `TMPDIR` at a fresh folder before anything
 //! else runs, and it installs the one global `tracing` subscriber, writing to a buffer. So it
@@ -237,6 +241,18 @@ fn uploads_leave_no_trace_on_disk_or_in_the_log() {
             assert!(!text.contains(c.as_str()), "the log holds a caption: {c:?}");
         }
     }
+    // No email address on any path: neither the one used nor its domain, nor any other.
+    assert!(
+        !text.contains("pv-ani") && !text.contains("mail-7c1d"),
+        "{text}"
+    );
+    assert!(
+        text.contains("account email not sent"),
+        "the relay's refusal was logged (without the address):\n{text}"
+    );
+    for line in text.lines() {
+        assert!(!line.contains('@'), "the log holds an address: {line}");
+    }
     for (name, _) in &uploads {
         assert!(
             !text.contains(name.as_str()),
@@ -255,8 +271,12 @@ fn uploads_leave_no_trace_on_disk_or_in_the_log() {
 /// Runs the server, sends good and bad uploads, stops it. Returns what was uploaded (by the
 /// unique file name it was sent under) and every caption the server answered with.
 async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
-    let server =
-        TestServer::start_at(data, Backend::from_env(), |c| c.max_upload_bytes = 300_000).await;
+    let smtp = refusing_smtp_relay().await;
+    let server = TestServer::start_at(data, Backend::from_env(), |c| {
+        c.max_upload_bytes = 300_000;
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{smtp}"));
+    })
+    .await;
     let base = server.base.clone();
     let client = Client::new();
     let api = format!("{base}/api/v1/captions");
@@ -359,7 +379,150 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
     let res = client.post(format!("{base}/")).multipart(form).go().await;
     assert_eq!(res.status().as_u16(), 413);
 
+    account_error_paths(&server, &client).await;
+
     server.stop().await;
     captions.retain(|c| !c.is_empty());
     (uploads, captions)
+}
+
+/// The address the account paths use; the log must never hold it (nor its domain).
+const ADDRESS: &str = "pv-ani-4f2a@mail-7c1d.example";
+
+/// An SMTP relay on loopback that refuses every recipient, quoting the address in its answer
+/// as real relays do (`550 5.1.1 <ani@...>: Recipient address rejected`). Returns its port.
+async fn refusing_smtp_relay() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = conn.into_split();
+                let mut lines = BufReader::new(r).lines();
+                w.write_all(b"220 relay.test ESMTP\r\n").await.ok();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let upper = line.to_ascii_uppercase();
+                    let answer = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+                        "250 relay.test\r\n".to_string()
+                    } else if upper.starts_with("RCPT TO:") {
+                        let addr = line["RCPT TO:".len()..].trim().to_string();
+                        format!("550 5.1.1 {addr}: Recipient address rejected\r\n")
+                    } else if upper.starts_with("QUIT") {
+                        w.write_all(b"221 bye\r\n").await.ok();
+                        break;
+                    } else {
+                        "250 ok\r\n".to_string()
+                    };
+                    if w.write_all(answer.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Drives the account paths that fail or refuse: each must leave no address in the log.
+async fn account_error_paths(server: &TestServer, client: &Client) {
+    let base = &server.base;
+    let password = "a long enough password";
+    let body = serde_json::json!({"email": ADDRESS, "password": password});
+    // Sign-up: the verification email is refused by the relay.
+    let res = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&body)
+        .go()
+        .await;
+    assert_eq!(res.status().as_u16(), 201);
+    // The same address again, and a malformed one.
+    let res = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&body)
+        .go()
+        .await;
+    assert!(res.status().is_client_error());
+    let bad = serde_json::json!({"email": "pv-bad-91@@mail-7c1d.example", "password": password});
+    let res = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&bad)
+        .go()
+        .await;
+    assert!(res.status().is_client_error());
+    // A password reset: refused by the relay too.
+    let res = client
+        .post(format!("{base}/api/v1/auth/password/forgot"))
+        .json(&serde_json::json!({"email": ADDRESS}))
+        .go()
+        .await;
+    assert!(res.status().is_success());
+    // Wrong passwords until throttled, then a bad verification and reset token.
+    let wrong = serde_json::json!({"email": ADDRESS, "password": "not the password at all"});
+    let mut throttled = false;
+    for _ in 0..8 {
+        let res = client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&wrong)
+            .go()
+            .await;
+        throttled |= res.status().as_u16() == 429;
+    }
+    assert!(throttled, "sign-ins are throttled");
+    for path in ["verify", "password/reset"] {
+        let res = client
+            .post(format!("{base}/api/v1/auth/{path}"))
+            .json(&serde_json::json!({"token": "nope", "password": password}))
+            .go()
+            .await;
+        assert!(res.status().is_client_error(), "{path}");
+    }
+
+    // The counters are salted: neither the address nor the client's address hashes to a
+    // stored key without the deployment's secret (kept in the data directory).
+    let salt = std::fs::read_to_string(server.data_dir().join("throttle.salt")).unwrap();
+    assert_eq!(salt.trim().len(), 64);
+    let unsalted = |key: &str| {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"takarir-login-v1\0");
+        h.update(key.as_bytes());
+        hex::encode(h.finalize())
+    };
+    let keys = stored_counter_keys(server.db()).await;
+    assert_eq!(
+        keys.len(),
+        2,
+        "one counter for the account, one for the client"
+    );
+    for plain in [format!("a:{ADDRESS}"), "c:127.0.0.1".to_string()] {
+        assert!(!keys.contains(&unsalted(&plain)), "{plain} is recoverable");
+    }
+    // A counter whose 15 minutes have passed is gone within seconds, not at the next sweep.
+    let stale = takarir_store::jobs::now_ms() - 15 * 60 * 1000 - 1;
+    let sql = "UPDATE login_failures SET window_start_ms = $1";
+    match server.db() {
+        takarir_store::Db::Sqlite(p) => sqlx::query(sql).bind(stale).execute(p).await.map(|_| ()),
+        takarir_store::Db::Postgres(p) => sqlx::query(sql).bind(stale).execute(p).await.map(|_| ()),
+    }
+    .unwrap();
+    let swept = async {
+        while !stored_counter_keys(server.db()).await.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(15), swept)
+        .await
+        .expect("stale sign-in counters are swept within 15 s");
+    // Let the relay's refusals reach the log before it is read.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+}
+
+async fn stored_counter_keys(db: &takarir_store::Db) -> Vec<String> {
+    let sql = "SELECT key_hash FROM login_failures";
+    match db {
+        takarir_store::Db::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+        takarir_store::Db::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await,
+    }
+    .unwrap()
 }

@@ -11,6 +11,11 @@
 //! backups leave out and restores never overwrite: after a restore, [`replay_erasures`] reads
 //! those records and erases again every restored user whose subject hash they name (see
 //! [`crate::erasure`] for why the hash identifies no one without the user's own row).
+//!
+//! Lesser deletions and withdrawals (a history entry, a job, an export, an API key, training
+//! consent) survive a restore the same way: their records under `withdrawal-log/` (see
+//! [`crate::withdrawals`]) are left out of backups too, and a restore applies again every one
+//! made since the backup began (`started_ms` in the manifest).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::blobs::{multipart_upload, UPLOAD_PARTS_IN_FLIGHT};
 use crate::erasure::{user_prefix, ErasureReport};
 use crate::users::UserId;
+use crate::withdrawals::{CLOCK_SLACK_MS, WITHDRAWAL_PREFIX};
 use crate::{Blobs, Db, Error, Result, Sensitivity};
 
 /// Object prefix of the erasure records (outside every backup).
@@ -70,6 +76,8 @@ pub struct Summary {
     pub object_bytes: u64,
     /// Accounts erased again from the erasure records (restore only).
     pub erasures_replayed: u64,
+    /// Deletions and withdrawals applied again from the withdrawal records (restore only).
+    pub withdrawals_replayed: u64,
     pub seconds: f64,
 }
 
@@ -77,6 +85,10 @@ pub struct Summary {
 struct Manifest {
     format: u32,
     created_unix: i64,
+    /// When the backup began (Unix ms): withdrawals from then on are replayed by a restore.
+    /// Absent in older backups, which replay every withdrawal record.
+    #[serde(default)]
+    started_ms: Option<i64>,
     backend: String,
     database_file: String,
     objects: Vec<ManifestObject>,
@@ -127,6 +139,7 @@ fn run(cmd: &mut std::process::Command, what: &str) -> Result<()> {
 /// Writes a backup of `db` and `blobs` into `dir` (created; must be empty or absent).
 pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary> {
     let started = Instant::now();
+    let started_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(Error::Invalid(
             "backup",
@@ -162,6 +175,7 @@ pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<
     let mut manifest = Manifest {
         format: 1,
         created_unix: time::OffsetDateTime::now_utc().unix_timestamp(),
+        started_ms: Some(started_ms),
         backend: format!("{:?}", db.backend()).to_lowercase(),
         database_file: database_file.into(),
         objects: Vec::new(),
@@ -171,9 +185,12 @@ pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<
         ..Summary::default()
     };
     for path in blobs.list("").await? {
-        // The erasure records live outside every backup; batch inputs are photos kept only
-        // until captioned, so they never go into a backup either.
-        if path.starts_with(&format!("{ERASURE_PREFIX}/")) || path.starts_with("jobs/") {
+        // The erasure and withdrawal records live outside every backup; batch inputs are
+        // photos kept only until captioned, so they never go into a backup either.
+        if path.starts_with(&format!("{ERASURE_PREFIX}/"))
+            || path.starts_with(&format!("{WITHDRAWAL_PREFIX}/"))
+            || path.starts_with("jobs/")
+        {
             continue;
         }
         // Objects are copied as stored: personal ones stay encrypted in the backup. They are
@@ -214,7 +231,8 @@ pub async fn backup(db: &Db, db_url: &str, blobs: &Blobs, dir: &Path) -> Result<
 }
 
 /// Restores the backup in `dir` into the database at `db_url` (whose current contents it
-/// replaces) and the object store, then replays the erasure records. Run it with the service
+/// replaces) and the object store, then replays the erasure records and the withdrawal
+/// records made since the backup began. Run it with the service
 /// stopped.
 pub async fn restore(db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary> {
     let started = Instant::now();
@@ -282,6 +300,8 @@ pub async fn restore(db_url: &str, blobs: &Blobs, dir: &Path) -> Result<Summary>
     }
     let db = Db::connect(db_url).await?; // also brings an older backup's schema up to date
     summary.erasures_replayed = replay_erasures(&db, blobs).await?;
+    let since = manifest.started_ms.map_or(0, |ms| ms - CLOCK_SLACK_MS);
+    summary.withdrawals_replayed = crate::withdrawals::replay(&db, blobs, since).await?;
     db.close().await;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)

@@ -34,6 +34,17 @@ pub struct UsedToken {
     pub expires_at: OffsetDateTime,
 }
 
+/// A live token as the user's access document shows it: never the token or its hash.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenInfo {
+    /// `verify` or `reset`.
+    pub purpose: String,
+    /// The address the link was sent to (a previous address, after a change).
+    pub email: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 table!(
     /// The `email_tokens` table, borrowed from [`crate::Db::email_tokens`].
     EmailTokens
@@ -72,6 +83,28 @@ impl EmailTokens<'_> {
             tx.commit().await?;
             Ok(())
         })
+    }
+
+    /// The user's unused tokens (purpose, address, times), oldest first.
+    pub async fn list(&self, user: UserId) -> Result<Vec<TokenInfo>> {
+        Ok(fetch!(
+            fetch_all,
+            TokenInfo,
+            self.0,
+            "SELECT purpose, email, created_at, expires_at FROM email_tokens \
+             WHERE user_id = $1 ORDER BY id",
+            user
+        )?)
+    }
+
+    /// Deletes every unused token of the user (an address change voids the links sent to the
+    /// old address); returns how many.
+    pub async fn delete_all(&self, user: UserId) -> Result<u64> {
+        Ok(exec!(
+            self.0,
+            "DELETE FROM email_tokens WHERE user_id = $1",
+            user
+        )?)
     }
 
     /// Consumes a token: deletes it and returns it if it existed, had this purpose and has

@@ -133,6 +133,7 @@ pub mod training;
 pub mod usage;
 pub mod user_usage;
 pub mod users;
+pub mod withdrawals;
 
 pub use blobs::{BlobInfo, Blobs, KeyRing, Sensitivity};
 pub use db::{Backend, Db};

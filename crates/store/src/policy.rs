@@ -27,6 +27,18 @@ impl PolicyNotices<'_> {
         Ok(n > 0)
     }
 
+    /// The notices the user was emailed: version and when, oldest first.
+    pub async fn list_sent(&self, user: UserId) -> Result<Vec<(String, time::OffsetDateTime)>> {
+        Ok(fetch!(
+            fetch_all,
+            (String, time::OffsetDateTime),
+            self.0,
+            "SELECT policy_version, emailed_at FROM policy_notices WHERE user_id = $1 \
+             ORDER BY emailed_at, policy_version",
+            user
+        )?)
+    }
+
     /// The versions the user was emailed about.
     pub async fn list(&self, user: UserId) -> Result<Vec<String>> {
         Ok(scalar!(

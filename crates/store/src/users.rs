@@ -100,7 +100,8 @@ const COLUMNS: &str = "id, email, email_verified_at, password_hash, role, subjec
 pub fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
     if !email_syntax_ok(&email) {
-        return Err(Error::Invalid("email", email));
+        // The error never carries the address: errors may be logged.
+        return Err(Error::Invalid("email", "not an email address".into()));
     }
     Ok(email)
 }

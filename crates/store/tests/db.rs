@@ -1376,3 +1376,81 @@ both_backends!(login_attempts_are_counted_atomically, |db, _url| {
         Some((0, now + window))
     );
 });
+
+// Withdrawal records: only those made since the backup began are replayed, a row is deleted
+// again only if it still belongs to the user named, and a replayed consent withdrawal is
+// appended once and never turns into a grant.
+both_backends!(withdrawal_replay_window_owner_and_consent, |db, url| {
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = takarir_store::Blobs::open(
+        &format!("file://{}", dir.path().display()),
+        takarir_store::KeyRing::parse(&format!(
+            "k1:{}",
+            takarir_store::KeyRing::generate_key_hex()
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    use takarir_store::withdrawals::{record, replay, Withdrawal};
+    let ani = user(db, "ani.w@contoh.id").await;
+    let budi = user(db, "budi.w@contoh.id").await;
+    db.consents()
+        .record(ani.id, PURPOSE_TRAINING, true, "2.1")
+        .await
+        .unwrap();
+    let ani_entry = db.history().create(ani.id, entry("kucing")).await.unwrap();
+    let budi_entry = db.history().create(budi.id, entry("anjing")).await.unwrap();
+    let before = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    // A record naming Ani with Budi's entry id must not touch Budi's entry.
+    for w in [
+        Withdrawal::HistoryEntry {
+            subject_hash: ani.subject_hash(),
+            id: ani_entry.id.0,
+        },
+        Withdrawal::HistoryEntry {
+            subject_hash: ani.subject_hash(),
+            id: budi_entry.id.0,
+        },
+        Withdrawal::TrainingConsent {
+            subject_hash: ani.subject_hash(),
+            policy_version: "2.1".into(),
+        },
+    ] {
+        record(&blobs, w).await.unwrap();
+    }
+    // A backup that began after the records: nothing to replay.
+    assert_eq!(replay(db, &blobs, before as i64 + 60_000).await.unwrap(), 0);
+    assert!(db
+        .consents()
+        .is_granted(ani.id, PURPOSE_TRAINING)
+        .await
+        .unwrap());
+    // One that began before: all three applied, within their owner only.
+    assert_eq!(replay(db, &blobs, before as i64).await.unwrap(), 3);
+    assert!(db
+        .history()
+        .get(ani.id, ani_entry.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db
+        .history()
+        .get(budi.id, budi_entry.id)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!db
+        .consents()
+        .is_granted(ani.id, PURPOSE_TRAINING)
+        .await
+        .unwrap());
+    // Replaying again appends no second withdrawal.
+    replay(db, &blobs, before as i64).await.unwrap();
+    let ledger = db.consents().list(ani.id).await.unwrap();
+    let training: Vec<bool> = ledger
+        .iter()
+        .filter(|c| c.purpose == PURPOSE_TRAINING)
+        .map(|c| c.granted)
+        .collect();
+    assert_eq!(training, vec![true, false]);
+});

@@ -60,7 +60,12 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
             Ok(bytes) => {
                 form = form.part(
                     "image",
-                    reqwest::multipart::Part::bytes(bytes).file_name(p.display().to_string()),
+                    // Only the base name: the server keeps no more, and results come back
+                    // by index, matched to the local path here.
+                    reqwest::multipart::Part::bytes(bytes).file_name(
+                        p.file_name()
+                            .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned()),
+                    ),
                 );
                 sent.push(p);
             }

@@ -83,6 +83,12 @@ pub async fn outer(State(state): State<AppState>, mut req: Request, next: Next) 
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Nothing is cached unless its handler says so (the static assets do): personal answers
+    // (the access document, history, job results, exports, account pages) and errors about
+    // them must never sit in a browser's or a proxy's cache.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert(
         HeaderName::from_static("permissions-policy"),
         HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"),

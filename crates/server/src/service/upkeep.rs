@@ -1,5 +1,5 @@
-//! Timed upkeep, one scheduler for all of it: forgetting refilled rate-limit buckets (every 10
-//! seconds), the retention sweep (every `sweep_interval_seconds`, first shortly after start),
+//! Timed upkeep, one scheduler for all of it: forgetting refilled rate-limit buckets and
+//! failed sign-in counters past their 15 minutes (every 10 seconds), the retention sweep (every `sweep_interval_seconds`, first shortly after start),
 //! and, every hour from start, announcing a significant new policy version (once per user) and
 //! deleting exports past their 7 days. Jobs run one after another in one task, so no two runs
 //! of the same job overlap.
@@ -31,6 +31,11 @@ pub fn spawn(state: &AppState) -> tokio::task::JoinHandle<()> {
             every: Duration::from_secs(10),
             next: now,
             run: |s| Box::pin(async move { s.prune_rate_limits() }),
+        },
+        Job {
+            every: Duration::from_secs(10),
+            next: now,
+            run: |s| Box::pin(sign_in_counters(s)),
         },
         Job {
             every: sweep_every,
@@ -68,6 +73,14 @@ async fn retention(state: &AppState) {
     }
 }
 
+/// Failed sign-in counters whose 15 minutes have passed: deleted within seconds, not at the
+/// next retention sweep (which may be an hour away).
+async fn sign_in_counters(state: &AppState) {
+    if let Err(e) = state.login_throttle().sweep(state.db()).await {
+        tracing::warn!(error = %e, "sweeping sign-in counters failed");
+    }
+}
+
 async fn accounts(state: &AppState) {
     if let Err(e) = crate::service::privacy::policy::notify_all(state).await {
         tracing::error!(error = ?e, "policy notices failed");
@@ -77,7 +90,7 @@ async fn accounts(state: &AppState) {
 
 /// One retention sweep: expired jobs (rows and objects), inputs whose item is no longer
 /// pending (a node died between recording a result and deleting the input), stray files in
-/// `data_dir/tmp`, history past `history_retention_days`, stale sign-in counters and sessions.
+/// `data_dir/tmp`, history past `history_retention_days`, stale sessions.
 /// Records the counts.
 pub async fn sweep(state: &AppState) -> anyhow::Result<SweepCounts> {
     let s = state.storage();
@@ -124,9 +137,6 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<SweepCounts> {
             }
         }
     }
-    // Sign-in failure counters whose window has passed (hashed keys; not counted).
-    let window = state.login_throttle().window_ms();
-    s.db.login_failures().delete_expired(now - window).await?;
     // Sessions past their expiry or idle limit (not counted either).
     s.db.sessions()
         .delete_stale(state.config().session_idle())

@@ -275,6 +275,32 @@ both_backends!(
             (Some(2), Some(1))
         );
         assert!(jobs[0]["finished_at"].is_string());
+        // The job's results are in the access document: base names, captions, the problem.
+        let results = jobs[0]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 3, "{me}");
+        assert_eq!(results[0]["file"], "0.jpg");
+        assert!(results[0]["captions"][0]["text"].is_string());
+        assert!(results[1]["error"]["code"].is_string());
+        // No personal answer may be cached: the access document, history, exports, the job and
+        // its results (errors too); the static assets may.
+        for path in [
+            "/api/v1/me".to_string(),
+            "/api/v1/me/history".to_string(),
+            "/api/v1/me/exports".to_string(),
+            "/api/v1/me/preferences".to_string(),
+            format!("/api/v1/jobs/{id}"),
+            format!("/api/v1/jobs/{id}/results"),
+            format!("/api/v1/jobs/{id}/results?format=zip"),
+            "/api/v1/me/history/999999".to_string(),
+            "/account".to_string(),
+        ] {
+            let r = e.call(Method::GET, &path, &who, None).await;
+            assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        }
+        let css = e
+            .call(Method::GET, "/static/app.css", &Who::Nobody, None)
+            .await;
+        assert_ne!(css.headers()["cache-control"], "no-store");
         assert_eq!(
             e.scalar("SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM usage_daily")
                 .await,
@@ -671,6 +697,23 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
     // The user sees the staff access on their access page.
     let me: Value = e.get_json("/api/v1/me", &who).await;
     assert_eq!(me["audit"][0]["reason"], "tiket dukungan #12");
+    // ... and which staff member looked, with their role.
+    let admin_id = e.user_id(&admin_addr).await;
+    assert_eq!(me["audit"][0]["actor_id"], admin_id.0);
+    assert_eq!(me["audit"][0]["actor_role"], "admin");
+    // The unused verification link is held too: where it was sent, never its token.
+    let tokens = me["email_tokens"].as_array().unwrap();
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t["purpose"] == "verify" && t["email"] == a.as_str()),
+        "{me}"
+    );
+    assert!(tokens
+        .iter()
+        .all(|t| t.get("token").is_none() && t.get("token_hash").is_none()));
+    // The export's data.json (the same document) validates against the committed schema.
+    validate_against_schema(&zip_file(&export_zip(&e, &who).await, "data.json"));
 
     let tables = e.user_tables().await;
     for t in [

@@ -653,3 +653,77 @@ both_backends!(api_keys_are_shown_once_hashed_and_scoped, |pg| {
     assert_eq!(me["usage"][0]["count"], 1);
     e.finish().await;
 });
+
+both_backends!(
+    an_email_change_tells_the_old_address_and_voids_its_links,
+    |pg| {
+        let e = Env::start(pg, |_| {}).await;
+        let old = email("lama");
+        let new = email("baru");
+        let who = e.register(&old).await;
+        // A reset link sent to the old address, not used yet.
+        let body = json!({"email": old});
+        let r = e
+            .call(
+                Method::POST,
+                "/api/v1/auth/password/forgot",
+                &Who::Nobody,
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let mail = mail_to(&old, "/account/reset?token=").await;
+        let reset = link_token(&mail, "/account/reset");
+
+        let body = json!({"email": new});
+        let r = e.call(Method::PATCH, "/api/v1/me", &who, Some(body)).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        // The old address is told (without the new one), and its links no longer work.
+        let notice = mail_to(&old, "/contact").await;
+        assert!(!notice.contains(&new), "{notice}");
+        let body = json!({"token": reset, "password": "sapi-terbang-tinggi-7"});
+        let r = e
+            .call(
+                Method::POST,
+                "/api/v1/auth/password/reset",
+                &Who::Nobody,
+                Some(body),
+            )
+            .await;
+        assert!(r.status().is_client_error(), "{}", r.status());
+        assert_eq!(e.login(&new, PASSWORD, None).await.status(), StatusCode::OK);
+        // Only the new address's verification link is held.
+        let me: Value = e.get_json("/api/v1/me", &who).await;
+        let tokens = me["email_tokens"].as_array().unwrap();
+        assert_eq!(tokens.len(), 1, "{me}");
+        assert_eq!(tokens[0]["email"], new.as_str());
+        assert_eq!(tokens[0]["purpose"], "verify");
+        mail_to(&new, "/account/verify?token=").await;
+
+        // The sign-up form shows and links the policy version that sign-up records.
+        let version = takarir_server::policy::PRIVACY_VERSION;
+        for lang in ["id", "en"] {
+            let page = e
+                .client
+                .get(e.url(&format!("/account/signup?lang={lang}")))
+                .fetch_text()
+                .await;
+            let at = page
+                .find("id=\"signup-policy\"")
+                .expect("policy note on the form");
+            let note = &page[at..at + 300];
+            assert!(
+                note.contains("href=\"/privacy\"") && note.contains(version),
+                "{note}"
+            );
+        }
+        let who2 = e.register(&email("tanda")).await;
+        let me: Value = e.get_json("/api/v1/me", &who2).await;
+        assert!(me["consents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["purpose"] == "policy" && c["policy_version"] == version));
+        e.finish().await;
+    }
+);

@@ -290,6 +290,11 @@ both_backends!(
         let get_me = || who.apply(e.client.get(format!("{base}/api/v1/me"))).send();
         let me: Value = get_me().await.unwrap().json().await.unwrap();
         assert_eq!(me["policy_notice"]["version"], "2.0");
+        // The notice emailed is part of the access document.
+        let notices = me["policy_notices"].as_array().unwrap();
+        assert_eq!(notices.len(), 1, "{me}");
+        assert_eq!(notices[0]["policy_version"], "2.0");
+        assert!(notices[0]["emailed_at"].is_string());
         let page = who
             .apply(e.client.get(format!("{base}/")))
             .fetch_text()

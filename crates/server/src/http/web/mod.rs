@@ -14,7 +14,6 @@ use minijinja::{context, Environment};
 
 use crate::error::ApiError;
 use crate::i18n::Lang;
-use crate::policy::{PRIVACY_DATE, PRIVACY_VERSION};
 use crate::state::AppState;
 
 /// The compiled-in templates, parsed once.
@@ -130,6 +129,7 @@ const ACCOUNT_STRINGS: &[(&str, &str, &str)] = &[
     ("optional", "Akun bersifat opsional: semua fitur takarir tetap bisa dipakai tanpa akun.", "Accounts are optional: every caption feature works without one."),
     ("no_account", "Belum punya akun?", "No account yet?"),
     ("have_account", "Sudah punya akun?", "Already have an account?"),
+    ("signup_policy", "Dengan mendaftar, Anda menyatakan telah membaca", "By signing up you acknowledge that you have read the"),
     ("verified", "terverifikasi", "verified"),
     ("unverified", "belum diverifikasi: periksa email Anda", "not verified yet: check your email"),
     ("profile", "Profil", "Profile"),
@@ -296,8 +296,9 @@ pub fn render(
         model_update_days => state.config().model_update_days,
         session_idle_days => state.config().session_idle_seconds.div_ceil(86_400),
         contact_email => state.config().contact_email.clone(),
-        privacy_version => PRIVACY_VERSION,
-        privacy_date => PRIVACY_DATE,
+        // The version in force is the last of the policy file the service runs with.
+        privacy_version => state.policy().current().version.clone(),
+        privacy_date => state.policy().current().date.clone(),
         tls => state.config().tls(),
         ..extra
     };
@@ -322,6 +323,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{PRIVACY_DATE, PRIVACY_VERSION};
 
     #[test]
     fn templates_render_in_both_languages() {

@@ -254,7 +254,66 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, req: Request) -> Re
 
 /// `GET /privacy`.
 pub async fn privacy(State(state): State<AppState>, ctx: Ctx) -> Response {
-    render(&state, "privacy.html", ctx.lang(), "/privacy", context! {})
+    render(
+        &state,
+        "privacy.html",
+        ctx.lang(),
+        "/privacy",
+        privacy_facts(state.config()),
+    )
+}
+
+/// What the privacy page states about this deployment, read from its running configuration:
+/// each retention period, the processors (database, object store, mail relay) and where they
+/// are, and the controller and data-protection contact.
+fn privacy_facts(c: &crate::config::ServerConfig) -> minijinja::Value {
+    use crate::service::accounts::{RESET_HOURS, VERIFY_HOURS};
+    let db_url = c.database_url();
+    let (db_kind, db_host) = match url::Url::parse(&db_url) {
+        Ok(u) if u.scheme().starts_with("postgres") => {
+            ("postgres", u.host_str().map(str::to_string))
+        }
+        _ => ("sqlite", None),
+    };
+    let store = url::Url::parse(&c.object_store_url()).ok();
+    let store_kind = store.as_ref().map_or("file", |u| match u.scheme() {
+        "s3" => "s3",
+        "gs" => "gs",
+        _ => "file",
+    });
+    let query = |key: &str| {
+        store.as_ref().and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        })
+    };
+    let store_endpoint = query("endpoint")
+        .and_then(|e| url::Url::parse(&e).ok())
+        .and_then(|u| u.host_str().map(str::to_string));
+    let smtp_host = c
+        .smtp_url
+        .as_deref()
+        .and_then(|s| url::Url::parse(s).ok())
+        .and_then(|u| u.host_str().map(str::to_string));
+    context! {
+        history_days => c.history_retention_days,
+        backup_days => c.backup_retention_days,
+        export_days => 7,
+        session_days => 30,
+        verify_hours => VERIFY_HOURS,
+        reset_hours => RESET_HOURS,
+        signin_minutes => 15,
+        db_kind => db_kind,
+        db_host => db_host,
+        store_kind => store_kind,
+        store_bucket => store.as_ref().and_then(|u| u.host_str().map(str::to_string)),
+        store_region => query("region"),
+        store_endpoint => store_endpoint,
+        smtp_host => smtp_host,
+        controller => c.controller.clone().filter(|_| c.controller_set()),
+        dpo_email => c.dpo_email.clone().filter(|_| c.controller_set()),
+    }
 }
 
 /// `GET /contact`.

@@ -224,8 +224,26 @@ pub async fn change_email(
     lang: Lang,
 ) -> Result<User, ApiError> {
     let db = state.db();
+    let old = user.email.clone();
     db.users().set_email(user.id, email).await?;
     let user = db.users().get(user.id).await?.ok_or(ApiError::NotFound)?;
+    // Links sent to the old address (a reset, a verification) stop working at once.
+    db.email_tokens().delete_all(user.id).await?;
+    if old != user.email {
+        // The old address is told, without the new one, so a hijacked account is noticed.
+        let contact = format!("{}/contact", state.config().public_url());
+        let (subject, body) = match lang {
+            Lang::Id => (
+                "Takarir: alamat email akun Anda diubah",
+                format!("Alamat email akun Takarir Anda baru saja diganti dengan alamat lain. Tautan yang dikirim ke alamat ini sebelumnya tidak berlaku lagi.\n\nJika bukan Anda yang menggantinya, hubungi operator: {contact}"),
+            ),
+            Lang::En => (
+                "Takarir: your account's email address was changed",
+                format!("The email address of your Takarir account was just changed to another address. Links sent to this address before no longer work.\n\nIf you did not change it, contact the operator: {contact}"),
+            ),
+        };
+        state.mailer().send_logged(&old, subject, body).await;
+    }
     send_verification(state, &user, lang).await?;
     Ok(user)
 }
@@ -299,7 +317,17 @@ pub async fn make_key(
 
 /// Revokes one of the user's API keys.
 pub async fn revoke_key(state: &AppState, user: &User, id: ApiKeyId) -> Result<(), ApiError> {
-    state.db().api_keys().delete(user.id, id).await?;
+    let keys = state.db().api_keys();
+    if !keys.list(user.id).await?.iter().any(|k| k.id == id) {
+        return Err(ApiError::NotFound);
+    }
+    let subject_hash = user.subject_hash();
+    let w = takarir_store::withdrawals::Withdrawal::ApiKey {
+        subject_hash,
+        id: id.0,
+    };
+    crate::service::privacy::remember(state, w).await?;
+    keys.delete(user.id, id).await?;
     Ok(())
 }
 

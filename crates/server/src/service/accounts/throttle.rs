@@ -21,10 +21,15 @@ pub const MAX_ACCOUNT_DELAY_SECS: u64 = 8;
 /// Failed sign-ins per account and per client, over a fixed window. The counters live in the
 /// database (`login_failures`, keys hashed), so every node behind a load balancer sees the same
 /// counts.
+///
+/// Keys are salted with a secret of the deployment (`throttle_salt`, else
+/// `data_dir/throttle.salt`) before they are hashed: client addresses and account names are
+/// few enough to enumerate, so an unsalted hash in a copy of the database would give them away.
 pub struct LoginThrottle {
     per_account: u32,
     per_client: u32,
     window_ms: i64,
+    salt: String,
 }
 
 /// An admitted sign-in attempt: counted against its client until [`LoginThrottle::succeeded`]
@@ -36,26 +41,22 @@ pub struct Attempt {
 }
 
 impl LoginThrottle {
-    /// Limits per 15 minutes; 0 turns a limit off.
-    pub fn new(per_account: u32, per_client: u32) -> Self {
+    /// Limits per 15 minutes; 0 turns a limit off. `salt` is the deployment's secret (hex).
+    pub fn new(per_account: u32, per_client: u32, salt: String) -> Self {
         LoginThrottle {
             per_account,
             per_client,
             window_ms: 15 * 60 * 1000,
+            salt,
         }
     }
 
-    /// The window, in milliseconds (the sweeper deletes counters older than this).
-    pub fn window_ms(&self) -> i64 {
-        self.window_ms
+    fn account_key(&self, account: &str) -> String {
+        format!("{}:a:{}", self.salt, account.trim().to_lowercase())
     }
 
-    fn account_key(account: &str) -> String {
-        format!("a:{}", account.trim().to_lowercase())
-    }
-
-    fn client_key(client: IpAddr) -> String {
-        format!("c:{client}")
+    fn client_key(&self, client: IpAddr) -> String {
+        format!("{}:c:{client}", self.salt)
     }
 
     /// Admits an attempt before its password is checked: counts it against the client (429,
@@ -66,7 +67,7 @@ impl LoginThrottle {
         let lf = db.login_failures();
         let mut counted = false;
         if self.per_client > 0 {
-            let key = Self::client_key(client);
+            let key = self.client_key(client);
             let n = lf.take(&key, now, self.window_ms).await?;
             if n > i64::from(self.per_client) {
                 // Refused before any hashing: it costs nothing, so it does not count.
@@ -85,7 +86,7 @@ impl LoginThrottle {
         let mut delay = Duration::ZERO;
         if self.per_account > 0 {
             let failures = lf
-                .get(&Self::account_key(account), now, self.window_ms)
+                .get(&self.account_key(account), now, self.window_ms)
                 .await?
                 .map_or(0, |(n, _)| n);
             if failures >= i64::from(self.per_account) {
@@ -100,9 +101,18 @@ impl LoginThrottle {
     pub async fn failed(&self, db: &Db, account: &str) -> Result<(), ApiError> {
         let now = takarir_store::jobs::now_ms();
         db.login_failures()
-            .add(&Self::account_key(account), now, self.window_ms)
+            .add(&self.account_key(account), now, self.window_ms)
             .await?;
         Ok(())
+    }
+
+    /// Deletes counters whose window has passed (every few seconds: nothing of a failed
+    /// sign-in outlives its 15 minutes by more than that).
+    pub async fn sweep(&self, db: &Db) -> takarir_store::Result<u64> {
+        let now = takarir_store::jobs::now_ms();
+        db.login_failures()
+            .delete_expired(now - self.window_ms)
+            .await
     }
 
     /// A successful sign-in: forgets the account's failures and gives the client its attempt
@@ -114,12 +124,12 @@ impl LoginThrottle {
         attempt: Option<(&Attempt, IpAddr)>,
     ) -> Result<(), ApiError> {
         db.login_failures()
-            .clear(&Self::account_key(account))
+            .clear(&self.account_key(account))
             .await?;
         if let Some((a, client)) = attempt {
             if a.counted {
                 db.login_failures()
-                    .give_back(&Self::client_key(client))
+                    .give_back(&self.client_key(client))
                     .await?;
             }
         }
@@ -134,7 +144,7 @@ mod tests {
     #[tokio::test]
     async fn throttle_per_account_and_client() {
         let db = Db::connect("sqlite::memory:").await.unwrap();
-        let t = LoginThrottle::new(2, 3);
+        let t = LoginThrottle::new(2, 3, "5a17".into());
         let ip = IpAddr::from([10, 0, 0, 1]);
         let other = IpAddr::from([10, 0, 0, 2]);
         let a = t.admit(&db, "a@x", ip).await.unwrap();
@@ -158,6 +168,13 @@ mod tests {
             t.admit(&db, "c@x", ip).await,
             Err(ApiError::TooManyAttempts { .. })
         ));
+        // Another deployment's salt names other keys: the hashes say nothing without it.
+        let elsewhere = LoginThrottle::new(2, 3, "0ther".into());
+        assert!(elsewhere.admit(&db, "b@x", ip).await.is_ok());
+        assert_eq!(
+            elsewhere.admit(&db, "a@x", ip).await.unwrap().delay,
+            Duration::ZERO
+        );
         // Nothing readable is stored: neither the address nor the client.
         let Db::Sqlite(pool) = &db else {
             unreachable!()

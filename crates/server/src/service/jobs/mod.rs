@@ -183,6 +183,8 @@ pub async fn delete(
     viewer: Option<takarir_store::users::UserId>,
 ) -> Result<(), ApiError> {
     let job = load(state, id, viewer).await?;
+    let w = takarir_store::withdrawals::Withdrawal::Job { id: job.id.clone() };
+    crate::service::privacy::remember(state, w).await?;
     discard(state, &job.id).await;
     Ok(())
 }

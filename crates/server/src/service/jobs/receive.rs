@@ -169,6 +169,7 @@ impl<'a> Intake<'a> {
     }
 
     async fn fail(&mut self, name: &str, e: ApiError) -> Result<(), ApiError> {
+        let name = base_name(name);
         self.check_count()?;
         let idx = self.next;
         self.next += 1;
@@ -183,6 +184,7 @@ impl<'a> Intake<'a> {
     }
 
     async fn add(&mut self, name: &str, bytes: &[u8]) -> Result<(), ApiError> {
+        let name = base_name(name);
         self.check_count()?;
         if bytes.is_empty() {
             return self.fail(name, ApiError::EmptyImage).await;
@@ -329,6 +331,16 @@ fn duplicated_names(zip: &[u8]) -> Vec<(String, usize)> {
     }
     counts.retain(|(_, k)| *k > 1);
     counts
+}
+
+/// The last component of a file name as the client sent it: a job keeps only that (and the
+/// file's index), never the client's folders (`C:\Users\ani\...`, `holiday/2025/...`),
+/// which can name a person. Empty (a name that ends in a separator) becomes `file`.
+pub fn base_name(name: &str) -> &str {
+    match name.rsplit(['/', '\\']).next() {
+        Some(b) if !b.is_empty() => b,
+        _ => "file",
+    }
 }
 
 fn is_zip(bytes: &[u8]) -> bool {

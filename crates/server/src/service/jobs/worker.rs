@@ -91,12 +91,15 @@ async fn process(state: &AppState, item: ClaimedItem) {
     let ok = outcome.is_ok();
     count_outcome(state.metrics(), &outcome);
     let captioned = outcome.as_ref().ok().cloned();
-    let json = ItemRecord::new(
-        item.idx,
-        &item.name,
-        BatchItem::of(None, outcome, lang, &job.id),
-    )
-    .to_line();
+    let mut result = BatchItem::of(None, outcome, lang, &job.id);
+    // Stored results keep no EXIF value unless this job asked for it (data minimisation).
+    let wants_metadata = opts
+        .as_ref()
+        .is_ok_and(|o| o.features.contains(crate::options::Feature::Metadata));
+    if !wants_metadata {
+        result.metadata = None;
+    }
+    let json = ItemRecord::new(item.idx, &item.name, result).to_line();
     match s
         .db
         .jobs()

@@ -12,6 +12,7 @@ use futures_util::TryStreamExt;
 use takarir_store::erasure::user_prefix;
 use takarir_store::exports::{self, Export, ExportId};
 use takarir_store::users::User;
+use takarir_store::withdrawals::Withdrawal;
 use takarir_store::Sensitivity;
 use time::OffsetDateTime;
 use tokio_util::io::ReaderStream;
@@ -153,6 +154,25 @@ pub async fn by_token(
 /// Revokes one of the user's exports: the link stops working and the ZIP is deleted.
 pub async fn revoke(state: &AppState, user: &User, id: ExportId) -> Result<(), ApiError> {
     let st = state.storage();
+    if !st
+        .db
+        .exports()
+        .list(user.id)
+        .await?
+        .iter()
+        .any(|e| e.id == id)
+    {
+        return Err(ApiError::NotFound);
+    }
+    let subject_hash = user.subject_hash();
+    super::remember(
+        state,
+        Withdrawal::Export {
+            subject_hash,
+            id: id.0,
+        },
+    )
+    .await?;
     let path = st
         .db
         .exports()

@@ -14,15 +14,17 @@ use takarir_store::consents::PURPOSE_TRAINING;
 use takarir_store::erasure::user_prefix;
 use takarir_store::history::{HistoryId, HistoryQuery};
 use takarir_store::users::User;
+use takarir_store::withdrawals::Withdrawal;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::options::{parse_alternatives, BadValue, OptionDefaults};
+use crate::service::jobs::records::ItemRecord;
 use crate::state::AppState;
 use crate::views::{
-    AccessDocument, ApiKeyView, AuditView, ConsentView, ExportView, HistoryEntry, JobSummary,
-    ModelInUse, PreferencesView, Profile, SessionView, Time, TrainingItemView, UsageRow,
-    EXPORT_SCHEMA_VERSION,
+    AccessDocument, ApiKeyView, AuditView, ConsentView, EmailTokenView, ExportView, HistoryEntry,
+    JobSummary, ModelInUse, PolicyNoticeView, PreferencesView, Profile, SessionView, Time,
+    TrainingItemView, UsageRow, EXPORT_SCHEMA_VERSION,
 };
 
 /// Everything held about the user, as [`crate::views::export_schema`] describes it.
@@ -54,10 +56,57 @@ pub async fn account_overview(state: &AppState, user: &User) -> Result<AccessDoc
         api_keys: api_keys(state, user).await?,
         sessions: all::<_, SessionView>(db.sessions().list(id).await?),
         exports: all::<_, ExportView>(db.exports().list(id).await?),
-        jobs: all::<_, JobSummary>(db.jobs().list_for_user(id).await?),
-        audit: all::<_, AuditView>(audit),
+        jobs: jobs(state, user).await?,
+        audit: audit_views(state, &audit).await?,
+        email_tokens: all::<_, EmailTokenView>(db.email_tokens().list(id).await?),
+        policy_notices: db
+            .policy_notices()
+            .list_sent(id)
+            .await?
+            .into_iter()
+            .map(|(policy_version, at)| PolicyNoticeView {
+                policy_version,
+                emailed_at: Time(at),
+            })
+            .collect(),
         model_in_use,
     })
+}
+
+/// Staff and operator accesses to the user's data, each with the actor's id and current role.
+async fn audit_views(state: &AppState, audit: &[AuditEntry]) -> Result<Vec<AuditView>, ApiError> {
+    let db = state.db();
+    let mut out = Vec::new();
+    for entry in audit {
+        let mut view = AuditView::from(entry);
+        if let Some(actor) = entry.actor_id {
+            view.actor_role = db
+                .users()
+                .get(actor)
+                .await?
+                .map(|u| u.role.as_str().to_string());
+        }
+        out.push(view);
+    }
+    Ok(out)
+}
+
+/// The user's batch jobs with their results.
+async fn jobs(state: &AppState, user: &User) -> Result<Vec<JobSummary>, ApiError> {
+    let db = state.db();
+    let mut out = Vec::new();
+    for job in db.jobs().list_for_user(user.id).await? {
+        let mut summary = JobSummary::from(&job);
+        for item in db.jobs().items(&job.id).await? {
+            let Some(line) = item.result else { continue };
+            match serde_json::from_str::<ItemRecord>(&line) {
+                Ok(r) => summary.results.push(r),
+                Err(e) => tracing::warn!(error = %e, "a stored job result does not parse"),
+            }
+        }
+        out.push(summary);
+    }
+    Ok(out)
 }
 
 /// The model in use and the user's training exports its card names.
@@ -160,18 +209,40 @@ pub async fn correct(
     Ok(())
 }
 
+/// Records a deletion or withdrawal outside the backups, so that a restore does it again
+/// (see [`takarir_store::withdrawals`]). Called before the act, as the erasure record is.
+pub(crate) async fn remember(state: &AppState, what: Withdrawal) -> Result<(), ApiError> {
+    takarir_store::withdrawals::record(&state.storage().blobs, what).await?;
+    Ok(())
+}
+
 /// Deletes one history entry.
 pub async fn delete_history_entry(
     state: &AppState,
     user: &User,
     id: HistoryId,
 ) -> Result<(), ApiError> {
-    state.db().history().delete(user.id, id).await?;
+    let history = state.db().history();
+    if history.get(user.id, id).await?.is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let subject_hash = user.subject_hash();
+    remember(
+        state,
+        Withdrawal::HistoryEntry {
+            subject_hash,
+            id: id.0,
+        },
+    )
+    .await?;
+    history.delete(user.id, id).await?;
     Ok(())
 }
 
 /// Deletes the user's whole history; how many entries went.
 pub async fn delete_all_history(state: &AppState, user: &User) -> Result<u64, ApiError> {
+    let subject_hash = user.subject_hash();
+    remember(state, Withdrawal::History { subject_hash }).await?;
     Ok(state.db().history().delete_all(user.id).await?)
 }
 
@@ -233,7 +304,7 @@ pub async fn update_preferences(
             match patch.delete_history {
                 None => return Err(ApiError::HistoryDecisionRequired),
                 Some(true) => {
-                    db.history().delete_all(user.id).await?;
+                    delete_all_history(state, user).await?;
                 }
                 Some(false) => {}
             }
@@ -268,6 +339,13 @@ async fn record_training_consent(
 ) -> Result<(), ApiError> {
     let st = state.storage();
     let version = state.policy().current().version.clone();
+    if !granted {
+        let w = Withdrawal::TrainingConsent {
+            subject_hash: user.subject_hash(),
+            policy_version: version.clone(),
+        };
+        remember(state, w).await?;
+    }
     st.db
         .consents()
         .record(user.id, PURPOSE_TRAINING, granted, &version)
