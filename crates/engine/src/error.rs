@@ -41,6 +41,19 @@ pub enum EngineError {
         /// Limit in megapixels.
         limit_megapixels: u32,
     },
+    /// Decoding and preparing the image would take more memory than allowed (a very long or
+    /// wide image, or a costly colour type).
+    #[error("image is {width}x{height} pixels and would need about {needed_mb} MB to process, over the {limit_mb} MB limit")]
+    TooMuchMemory {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// Estimated need in MiB.
+        needed_mb: u64,
+        /// Limit in MiB.
+        limit_mb: u64,
+    },
     /// The bytes are not in an image format the engine decodes.
     #[error("unsupported or unrecognised image format")]
     UnsupportedFormat,
@@ -104,6 +117,17 @@ impl EngineError {
                 height: *height,
                 limit_megapixels: *limit_megapixels,
             },
+            TooMuchMemory {
+                width,
+                height,
+                needed_mb,
+                limit_mb,
+            } => TooMuchMemory {
+                width: *width,
+                height: *height,
+                needed_mb: *needed_mb,
+                limit_mb: *limit_mb,
+            },
             UnsupportedFormat => UnsupportedFormat,
             Empty => Empty,
             CorruptImage(m) => CorruptImage(m.clone()),
@@ -122,6 +146,7 @@ impl EngineError {
             self,
             EngineError::FileTooLarge { .. }
                 | EngineError::TooManyPixels { .. }
+                | EngineError::TooMuchMemory { .. }
                 | EngineError::UnsupportedFormat
                 | EngineError::Empty
                 | EngineError::CorruptImage(_)

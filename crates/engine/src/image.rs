@@ -6,6 +6,12 @@
 //! without allocating. EXIF orientation is applied before anything else, so the model always
 //! sees the photo upright. Pre-processing then follows `preprocessor_config.json` exactly:
 //! resize (PIL-compatible convolution filters), centre crop, rescale, normalise, channels first.
+//!
+//! Pixel count alone does not bound memory: a 1×39,999,999 PNG is under 40 megapixels yet
+//! took ~900 MB, because the resizer's coefficient tables grow with the longest side. So the
+//! header is also checked against an estimate of the whole decode-and-prepare peak
+//! ([`memory_estimate`]) under `max_memory_bytes`, and the decoder runs under `image`'s
+//! `Limits` with the same budget as a backstop.
 
 use std::io::Cursor;
 
@@ -16,13 +22,16 @@ use serde::Serialize;
 use crate::config::{PreprocessorConfig, Resize};
 use crate::error::{EngineError, Result};
 
-/// Input limits. The defaults are the product's: 20 MB files, 40 megapixels.
+/// Input limits. The defaults are the product's: 20 MB files, 40 megapixels, 256 MB of
+/// memory to decode and prepare one image.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageLimits {
     /// Largest accepted file, in bytes.
     pub max_bytes: u64,
     /// Largest accepted image, in pixels (width × height).
     pub max_pixels: u64,
+    /// Most memory decoding and preparing one image may take ([`memory_estimate`]), in bytes.
+    pub max_memory_bytes: u64,
 }
 
 impl Default for ImageLimits {
@@ -30,8 +39,50 @@ impl Default for ImageLimits {
         ImageLimits {
             max_bytes: 20 * 1000 * 1000,
             max_pixels: 40_000_000,
+            max_memory_bytes: 256 << 20,
         }
     }
+}
+
+/// Bytes of the resizer's coefficient tables per pixel of an image's width plus height
+/// (measured: 1×39,999,999 took ~780 MB over its 120 MB of pixels, ~20 bytes a row; with margin).
+const RESIZE_BYTES_PER_SIDE_PIXEL: u64 = 24;
+
+/// The estimated peak memory of decoding and preparing a `width`×`height` image whose decoder
+/// buffer (in the file's own colour type) is `decoded_bytes`: that buffer, the 8-bit RGB copy
+/// when the colour type differs, a rotated copy when EXIF turns it, and the resizer's tables.
+pub fn memory_estimate(
+    width: u32,
+    height: u32,
+    decoded_bytes: u64,
+    rgb8: bool,
+    turned: bool,
+) -> u64 {
+    let rgb = width as u64 * height as u64 * 3;
+    let copies = u64::from(!rgb8) + u64::from(turned);
+    decoded_bytes
+        .saturating_add(rgb * copies)
+        .saturating_add(RESIZE_BYTES_PER_SIDE_PIXEL * (width as u64 + height as u64))
+}
+
+fn check_memory(
+    width: u32,
+    height: u32,
+    decoded_bytes: u64,
+    rgb8: bool,
+    turned: bool,
+    limits: &ImageLimits,
+) -> Result<()> {
+    let needed = memory_estimate(width, height, decoded_bytes, rgb8, turned);
+    if needed > limits.max_memory_bytes {
+        return Err(EngineError::TooMuchMemory {
+            width,
+            height,
+            needed_mb: needed.div_ceil(1 << 20),
+            limit_mb: limits.max_memory_bytes >> 20,
+        });
+    }
+    Ok(())
 }
 
 /// What the EXIF block says, reduced to what may be shown to the user. GPS coordinates are
@@ -93,6 +144,8 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage> {
         let w = u32::from_be_bytes(bytes[16..20].try_into().expect("4 bytes"));
         let h = u32::from_be_bytes(bytes[20..24].try_into().expect("4 bytes"));
         check_pixels(w, h, limits)?;
+        // The least the decoder needs (8-bit greyscale); the exact check follows below.
+        check_memory(w, h, w as u64 * h as u64, true, false, limits)?;
     }
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(EngineError::CorruptImage(
@@ -101,8 +154,8 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage> {
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = Limits::default();
-    // Enough for the largest accepted image as RGBA16 plus decoder scratch space.
-    lim.max_alloc = Some(limits.max_pixels * 8 + (64 << 20));
+    // A backstop for what the estimate below cannot see (decoder scratch space).
+    lim.max_alloc = Some(limits.max_memory_bytes);
     reader.limits(lim);
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (w, h) = decoder.dimensions();
@@ -113,13 +166,24 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage> {
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let rgb8 = decoder.color_type() == image::ColorType::Rgb8;
+    let turned = orientation != image::metadata::Orientation::NoTransforms;
+    check_memory(w, h, decoder.total_bytes(), rgb8, turned, limits)?;
     let metadata = decoder
         .exif_metadata()
         .ok()
         .flatten()
         .map(|raw| read_exif(&raw))
         .unwrap_or_default();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| match e {
+        image::ImageError::Limits(_) => EngineError::TooMuchMemory {
+            width: w,
+            height: h,
+            needed_mb: (limits.max_memory_bytes >> 20) + 1,
+            limit_mb: limits.max_memory_bytes >> 20,
+        },
+        e => corrupt(e),
+    })?;
     img.apply_orientation(orientation);
     Ok(DecodedImage {
         rgb: img.into_rgb8(),
@@ -319,6 +383,24 @@ mod tests {
             decode(&jpeg, &small),
             Err(EngineError::FileTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn memory_budget_refuses_extreme_shapes_not_large_photos() {
+        let lim = ImageLimits::default();
+        // A 40 MP photo (JPEG decodes to RGB8): ~115 MB, accepted.
+        let (w, h) = (7300, 5479);
+        let rgb = w as u64 * h as u64 * 3;
+        assert!(memory_estimate(w, h, rgb, true, false) <= lim.max_memory_bytes);
+        assert!(check_memory(w, h, rgb, true, false, &lim).is_ok());
+        // The same photo turned by EXIF and as 16-bit RGBA: refused.
+        assert!(check_memory(w, h, rgb * 8 / 3, false, true, &lim).is_err());
+        // 1×39,999,999: under 40 MP, but the resizer's tables alone would be ~900 MB.
+        let err = check_memory(1, 39_999_999, 119_999_997, true, false, &lim).unwrap_err();
+        assert!(
+            matches!(err, EngineError::TooMuchMemory { width: 1, height: 39_999_999, needed_mb, limit_mb: 256 } if needed_mb > 1000),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -21,9 +21,15 @@ use serde::Deserialize;
 /// | `max_upload_bytes` | `20000000` | largest request body (all images together) and largest image file |
 /// | `max_files` | `10` | most images in one request |
 /// | `max_megapixels` | `40` | largest image, in megapixels (checked on the header, before decoding) |
-/// | `queue_capacity` | `4` | most caption requests admitted at once (receiving their upload, waiting or running inference); past it: 503 before the body is read |
+/// | `max_image_memory_mb` | `256` | most memory (MiB) decoding and preparing one image may take, estimated from its header before decoding (a 1×39,999,999 PNG is refused by this, not by its pixel count); past it: 413 `image_too_large` |
+/// | `queue_capacity` | `4` | most caption requests in inference at once (waiting or running); a place is taken only once the upload has been read; past it: 503 |
 /// | `max_concurrent_uploads` | `16` | caption requests whose bodies are being received at once (bounds upload memory to this × `max_upload_bytes`); past it: 503 |
+/// | `max_uploads_per_client` | `4` | of those, most from one client address; past it: 503 (`0`: no limit) |
 /// | `upload_timeout_seconds` | `60` | time allowed to receive one request body; past it: 408 |
+/// | `min_upload_bytes_per_second` | `1024` | after `upload_grace_seconds`, a request body must have arrived at this average rate; past it: 408 (`0`: no minimum) |
+/// | `upload_grace_seconds` | `10` | time a body may take before the minimum rate applies |
+/// | `header_read_timeout_seconds` | `10` | time a connection has to send a request's headers (also how long an idle kept-alive connection stays open); past it the connection is closed |
+/// | `max_connections_per_client` | `64` | open connections per client address (plain HTTP, not behind `trust_forwarded_for`); past it new ones are closed at once (`0`: no limit) |
 /// | `rate_limit_per_minute` | `30` | caption requests per client IP per minute (token bucket, burst of the same size); `0` turns it off |
 /// | `trust_forwarded_for` | `false` | behind a reverse proxy: rate-limit by the last `X-Forwarded-For` address instead of the peer (turn on only when a proxy always sets it) |
 /// | `data_dir` | `$XDG_DATA_HOME/takarir` (else `~/.local/share/takarir`, else `data`) | directory for the server's own state (created at start). Uploads are never written anywhere, this directory included |
@@ -46,8 +52,8 @@ use serde::Deserialize;
 /// | `public_url` | `http://<listen>` | the address users reach the service at; links in emails start with it. `https://...` also marks session cookies `Secure` |
 /// | `smtp_url` | none (no email is sent; sign-up still works, addresses stay unverified) | `smtp://HOST:PORT` (plain, loopback relays only), `smtp://USER:PASS@HOST:587?tls=required` (STARTTLS), `smtps://USER:PASS@HOST:465` |
 /// | `mail_from` | `Takarir <takarir@localhost>` | sender of account emails |
-/// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before 429 |
-/// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 |
+/// | `login_failures_per_account` | `5` | failed sign-ins per account per 15 minutes before its sign-ins are slowed down (1 s, doubling per further failure, at most 8 s; never refused, so nobody can lock an owner out) |
+/// | `login_failures_per_client` | `20` | failed sign-ins per client IP per 15 minutes before 429 (counted before the password is hashed, atomically in the database) |
 /// | `controller` | none | the data controller named on `/privacy`: the operator's legal name and address (required when `production` is on) |
 /// | `dpo_email` | none | the data-protection contact on `/privacy` (required when `production` is on) |
 /// | `backup_retention_days` | `35` | how long the operator keeps backups (stated on `/privacy`; `takarir backup` does not delete old ones) |
@@ -73,12 +79,24 @@ pub struct ServerConfig {
     pub max_files: usize,
     /// Largest image, in megapixels.
     pub max_megapixels: u64,
+    /// Most memory one image may take to decode and prepare, in MiB.
+    pub max_image_memory_mb: u64,
     /// Most caption requests admitted to inference at once (running or waiting).
     pub queue_capacity: usize,
     /// Caption requests receiving their body at once.
     pub max_concurrent_uploads: usize,
+    /// Caption requests receiving their body at once from one client address; 0: no limit.
+    pub max_uploads_per_client: usize,
     /// Seconds allowed to receive one request body.
     pub upload_timeout_seconds: u64,
+    /// Least average rate of a request body once `upload_grace_seconds` have passed; 0: none.
+    pub min_upload_bytes_per_second: u64,
+    /// Seconds before the minimum upload rate applies.
+    pub upload_grace_seconds: u64,
+    /// Seconds a connection has to send a request's headers.
+    pub header_read_timeout_seconds: u64,
+    /// Open connections per client address; 0: no limit.
+    pub max_connections_per_client: usize,
     /// Caption requests per client IP per minute; 0 disables rate limiting.
     pub rate_limit_per_minute: u32,
     /// Rate-limit by the last `X-Forwarded-For` address (behind a trusted reverse proxy).
@@ -158,9 +176,15 @@ impl Default for ServerConfig {
             max_upload_bytes: 20_000_000,
             max_files: 10,
             max_megapixels: 40,
+            max_image_memory_mb: 256,
             queue_capacity: 4,
             max_concurrent_uploads: 16,
+            max_uploads_per_client: 4,
             upload_timeout_seconds: 60,
+            min_upload_bytes_per_second: 1024,
+            upload_grace_seconds: 10,
+            header_read_timeout_seconds: 10,
+            max_connections_per_client: 64,
             rate_limit_per_minute: 30,
             trust_forwarded_for: false,
             data_dir: default_data_dir(),
@@ -228,9 +252,15 @@ const KEYS: &[(&str, Kind)] = &[
     ("max_upload_bytes", Kind::Number),
     ("max_files", Kind::Number),
     ("max_megapixels", Kind::Number),
+    ("max_image_memory_mb", Kind::Number),
     ("queue_capacity", Kind::Number),
     ("max_concurrent_uploads", Kind::Number),
+    ("max_uploads_per_client", Kind::Number),
     ("upload_timeout_seconds", Kind::Number),
+    ("min_upload_bytes_per_second", Kind::Number),
+    ("upload_grace_seconds", Kind::Number),
+    ("header_read_timeout_seconds", Kind::Number),
+    ("max_connections_per_client", Kind::Number),
     ("rate_limit_per_minute", Kind::Number),
     ("trust_forwarded_for", Kind::Flag),
     ("data_dir", Kind::Text),
@@ -329,6 +359,12 @@ impl ServerConfig {
         if self.upload_timeout_seconds == 0 {
             bail!("upload_timeout_seconds must be positive");
         }
+        if self.header_read_timeout_seconds == 0 {
+            bail!("header_read_timeout_seconds must be positive");
+        }
+        if self.max_image_memory_mb == 0 {
+            bail!("max_image_memory_mb must be positive");
+        }
         if self.max_megapixels == 0 {
             bail!("max_megapixels must be positive");
         }
@@ -421,6 +457,7 @@ impl ServerConfig {
         takarir_engine::ImageLimits {
             max_bytes: self.max_upload_bytes,
             max_pixels: self.max_megapixels * 1_000_000,
+            max_memory_bytes: self.max_image_memory_mb << 20,
         }
     }
 

@@ -58,6 +58,16 @@ pub enum ApiError {
         /// Limit in megapixels.
         limit_megapixels: u32,
     },
+    /// Decoding and preparing the image would take more memory than allowed (a very long or
+    /// wide image, for instance).
+    TooMuchMemory {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The per-image memory limit in MiB.
+        limit_mb: u64,
+    },
     /// Not an image format the engine decodes, or a request content type that is not one.
     UnsupportedMediaType,
     /// An empty file.
@@ -88,6 +98,8 @@ pub enum ApiError {
     UnsafeArchivePath,
     /// A ZIP entry that is itself an archive.
     NestedArchive,
+    /// Several entries of one ZIP archive have the same name, so which file is meant is unclear.
+    DuplicateArchiveName,
     /// A batch job's input was lost before it could be captioned.
     JobInputLost,
     /// A webhook URL that is not an absolute http(s) URL.
@@ -109,7 +121,7 @@ pub enum ApiError {
     InvalidCredentials,
     /// The password does not meet the minimums.
     WeakPassword {
-        /// Which rule: `too_short`, `contains_email`.
+        /// Which rule: `too_short`, `contains_email`, `common`.
         rule: &'static str,
     },
     /// The email address is already taken.
@@ -172,9 +184,12 @@ impl ApiError {
             | EmptyImage
             | CorruptImage
             | UnsafeArchivePath
-            | NestedArchive => StatusCode::UNPROCESSABLE_ENTITY,
+            | NestedArchive
+            | DuplicateArchiveName => StatusCode::UNPROCESSABLE_ENTITY,
             JobInputLost => StatusCode::INTERNAL_SERVER_ERROR,
-            PayloadTooLarge { .. } | TooManyPixels { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            PayloadTooLarge { .. } | TooManyPixels { .. } | TooMuchMemory { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             UploadTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -202,7 +217,7 @@ impl ApiError {
             NoImage => "no_image",
             TooManyFiles { .. } => "too_many_files",
             PayloadTooLarge { .. } => "payload_too_large",
-            TooManyPixels { .. } => "image_too_large",
+            TooManyPixels { .. } | TooMuchMemory { .. } => "image_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             EmptyImage => "empty_image",
             CorruptImage => "corrupt_image",
@@ -215,6 +230,7 @@ impl ApiError {
             Internal => "internal_error",
             UnsafeArchivePath => "unsafe_archive_path",
             NestedArchive => "nested_archive",
+            DuplicateArchiveName => "duplicate_archive_name",
             JobInputLost => "job_input_lost",
             InvalidWebhook => "invalid_webhook",
             WebhookNotPublic => "webhook_not_public",
@@ -304,6 +320,20 @@ impl ApiError {
                     "The image is {width}×{height} pixels, over the {limit_megapixels}-megapixel limit."
                 ),
             ),
+            TooMuchMemory {
+                width,
+                height,
+                limit_mb,
+            } => (
+                "Gambar terlalu besar",
+                "Image too large",
+                format!(
+                    "Gambar berukuran {width}×{height} piksel memerlukan lebih dari {limit_mb} MB memori untuk diproses. Perkecil atau potong gambar lalu coba lagi."
+                ),
+                format!(
+                    "The image is {width}×{height} pixels and would need more than {limit_mb} MB of memory to process. Scale it down or crop it and try again."
+                ),
+            ),
             UnsupportedMediaType => (
                 "Jenis berkas tidak didukung",
                 "Unsupported file type",
@@ -376,6 +406,12 @@ impl ApiError {
                 "ZIP di dalam ZIP tidak dibuka; kirim gambarnya langsung.".into(),
                 "A ZIP inside a ZIP is not opened; send its images directly.".into(),
             ),
+            DuplicateArchiveName => (
+                "Nama berkas ganda dalam arsip",
+                "Duplicate name in the archive",
+                "Arsip ini memuat beberapa berkas dengan nama yang sama; tidak satu pun dari berkas itu diproses. Beri nama yang berbeda lalu kirim lagi.".into(),
+                "The archive holds several files with this same name; none of them was processed. Give them different names and send them again.".into(),
+            ),
             JobInputLost => (
                 "Masukan hilang",
                 "Input lost",
@@ -423,10 +459,12 @@ impl ApiError {
                 "Password too weak",
                 match *rule {
                     "contains_email" => "Kata sandi tidak boleh memuat alamat email Anda.".into(),
+                    "common" => "Kata sandi ini terlalu mudah ditebak (kata umum, urutan tombol, atau karakter berulang). Gunakan beberapa kata acak.".into(),
                     _ => "Kata sandi harus terdiri dari paling sedikit 10 karakter.".into(),
                 },
                 match *rule {
                     "contains_email" => "The password must not contain your email address.".into(),
+                    "common" => "This password is too easy to guess (a common word, a keyboard run or repeated characters). Use a few random words.".into(),
                     _ => "The password must be at least 10 characters long.".into(),
                 },
             ),
@@ -568,6 +606,16 @@ impl From<EngineError> for ApiError {
                 width,
                 height,
                 limit_megapixels,
+            },
+            EngineError::TooMuchMemory {
+                width,
+                height,
+                limit_mb,
+                ..
+            } => ApiError::TooMuchMemory {
+                width,
+                height,
+                limit_mb,
             },
             EngineError::UnsupportedFormat => ApiError::UnsupportedMediaType,
             EngineError::Empty => ApiError::EmptyImage,

@@ -14,6 +14,7 @@
 //! Use [`ServerConfig::load`] and [`serve`]; tests and embedders can use [`AppState`],
 //! [`http::router`] and [`Server`] to bind a chosen listener.
 
+pub mod admission;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -33,6 +33,18 @@ impl RateLimiter {
         self.check_at(ip, Instant::now())
     }
 
+    /// Gives `ip` back one token (a request it was charged for was not served).
+    pub fn refund(&self, ip: IpAddr) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let capacity = self.per_minute as f64;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = buckets.get_mut(&ip) {
+            b.tokens = (b.tokens + 1.0).min(capacity);
+        }
+    }
+
     /// Forgets the clients whose bucket has refilled (called every few seconds by the server).
     pub fn prune(&self) {
         self.prune_at(Instant::now());
@@ -89,6 +101,8 @@ mod tests {
         let wait = r.check_at(ip, t).unwrap_err();
         assert_eq!(wait, 30);
         assert!(r.check_at(IpAddr::from([10, 0, 0, 2]), t).is_ok());
+        assert!(r.check_at(ip, t + Duration::from_secs(31)).is_ok());
+        r.refund(ip);
         assert!(r.check_at(ip, t + Duration::from_secs(31)).is_ok());
         assert!(RateLimiter::new(0).check(ip).is_ok());
         assert_eq!(r.tracked(), 2);

@@ -7,7 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
 use axum::Router;
+use hyper::body::Incoming;
+
+use crate::admission::PerClient;
 
 use crate::config::ServerConfig;
 use crate::service::jobs::worker;
@@ -55,7 +61,6 @@ impl Server {
             .map(AbortOnDrop)
             .collect();
         let addr = self.local_addr()?;
-        let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
         if let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) {
             let tls = tls_config(cert, key)?;
             let handle = axum_server::Handle::new();
@@ -67,31 +72,95 @@ impl Server {
             });
             tracing::info!(%addr, "listening (https)");
             let std_listener = self.listener.into_std()?;
-            axum_server::from_tcp_rustls(std_listener, tls)
-                .handle(handle)
-                .serve(make)
-                .await?;
+            let make = self.app.into_make_service_with_connect_info::<SocketAddr>();
+            let mut server = axum_server::from_tcp_rustls(std_listener, tls).handle(handle);
+            server
+                .http_builder()
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(self.config.header_read_timeout_seconds));
+            server.serve(make).await?;
             return Ok(());
         }
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, make).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            let _ = tx.send(());
-        });
         tracing::info!(%addr, "listening (http)");
-        let deadline = async move {
-            if rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            r = server => r.context("server failed")?,
-            _ = deadline => tracing::warn!("grace period over; dropping requests in flight"),
-        }
+        serve_plain(self.listener, self.app, &self.config, shutdown, grace).await;
         Ok(())
+    }
+}
+
+/// The plain-HTTP accept loop. Unlike `axum::serve` it gives each connection a header-read
+/// timeout (a client that never finishes its headers is closed, instead of holding a file
+/// descriptor for ever) and counts connections per client address, closing new ones past
+/// `max_connections_per_client`. On `shutdown` it stops accepting, lets requests in flight
+/// finish for up to `grace`, then returns.
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let header_timeout = Duration::from_secs(config.header_read_timeout_seconds);
+    // Behind a proxy every connection comes from the proxy: no per-client count then.
+    let per_client = if config.trust_forwarded_for {
+        0
+    } else {
+        config.max_connections_per_client
+    };
+    let conns = PerClient::new(per_client);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Every connection task holds a receiver; `closed()` resolves when all have ended.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Some(slot) = conns.enter(peer.ip()) else {
+            continue; // dropping the stream closes it
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req.map(Body::new))
+        });
+        let mut stop = stop_rx.clone();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            let _held = (slot, done);
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    drop(done_rx);
+    tokio::select! {
+        _ = done_tx.closed() => {}
+        _ = tokio::time::sleep(grace) => tracing::warn!("grace period over; dropping requests in flight"),
     }
 }
 

@@ -12,6 +12,7 @@ use takarir_engine::text::{CLASSIFIER_FILE, DETECTOR_FILE, RECOGNISER_FILE};
 use takarir_engine::{Captioner, CaptionerOptions, LazyTextReader, TextReaderOptions};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::admission::{ClientSlot, PerClient};
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::mail::Mailer;
@@ -38,6 +39,7 @@ struct Inner {
     job_signal: Notify,
     queue: Arc<Semaphore>,
     uploads: Arc<Semaphore>,
+    client_uploads: Arc<PerClient>,
     limiter: RateLimiter,
     metrics: Metrics,
     started: Instant,
@@ -62,6 +64,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 queue: Arc::new(Semaphore::new(config.queue_capacity)),
                 uploads: Arc::new(Semaphore::new(config.max_concurrent_uploads)),
+                client_uploads: PerClient::new(config.max_uploads_per_client),
                 limiter: RateLimiter::new(config.rate_limit_per_minute),
                 started: Instant::now(),
                 mailer: Mailer::new(&config).expect("valid smtp_url and mail_from"),
@@ -218,18 +221,35 @@ impl AppState {
         self.inner.limiter.prune();
     }
 
-    /// A place among the requests receiving their body, or 503 at once when all are taken.
-    pub fn upload_permit(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        self.inner
+    /// A place among the requests receiving their body, or 503 at once when all are taken
+    /// or the client at `ip` already has `max_uploads_per_client` of them.
+    pub fn upload_permit(&self, ip: std::net::IpAddr) -> Result<UploadPermit, ApiError> {
+        let slot = self
+            .inner
+            .client_uploads
+            .enter(ip)
+            .ok_or_else(|| self.busy())?;
+        let permit = self
+            .inner
             .uploads
             .clone()
             .try_acquire_owned()
-            .map_err(|_| self.busy())
+            .map_err(|_| self.busy())?;
+        Ok(UploadPermit {
+            _permit: permit,
+            _slot: slot,
+        })
     }
 
     fn busy(&self) -> ApiError {
         self.inner.metrics.busy.inc();
         ApiError::Busy { retry_after: 5 }
+    }
+
+    /// Gives back the token [`AppState::rate_limit`] took, for a request refused as busy
+    /// (503): the client was not served, so it should not pay.
+    pub fn refund_rate_limit(&self, ip: std::net::IpAddr) {
+        self.inner.limiter.refund(ip);
     }
 
     /// Takes a rate-limit token for the client, or 429.
@@ -276,6 +296,12 @@ fn load_policy(config: &ServerConfig) -> anyhow::Result<Policy> {
         }
         None => Ok(Policy::built_in()),
     }
+}
+
+/// A place among the uploads in progress (and one of its client's); freed on drop.
+pub struct UploadPermit {
+    _permit: OwnedSemaphorePermit,
+    _slot: ClientSlot,
 }
 
 /// A place in the inference queue; freed on drop.

@@ -18,9 +18,22 @@ pub struct Storage {
 impl Storage {
     /// Opens (and on first run creates) the configured database and object store; runs the
     /// database migrations.
+    /// Everything it creates is readable by the service's user only
+    /// ([`takarir_store::owner_only_files`]), and the data directory is made so (0700).
     pub async fn open(config: &ServerConfig) -> anyhow::Result<Storage> {
+        takarir_store::owner_only_files();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // A directory made by an older version (0755), or by hand: tighten it. Where the
+            // service may not (another owner), it keeps what it has.
+            let private = std::fs::Permissions::from_mode(0o700);
+            if let Err(e) = std::fs::set_permissions(&config.data_dir, private) {
+                tracing::warn!(error = %e, "could not make the data directory private (0700)");
+            }
+        }
         let db = Db::connect(&config.database_url())
             .await
             .context("opening the database (database_url)")?;

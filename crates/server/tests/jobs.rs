@@ -479,6 +479,12 @@ async fn jobs_keep_little(backend: Backend) {
         .create(user.id, "k", key, &["captions", "read"])
         .await
         .unwrap();
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().unwrap(),
+    );
+    let owner = Client::builder().default_headers(auth).build().unwrap();
     let rotated = sample("chelsea-exif-rotated.jpg");
     let mut ids = Vec::new();
     for features in [None, Some("caption,metadata")] {
@@ -506,7 +512,8 @@ async fn jobs_keep_little(backend: Backend) {
             .as_str()
             .unwrap()
             .to_string();
-        wait_done(&client, &node.base, &id).await;
+        // The job is the user's: only their key may poll it (anyone else gets 404).
+        wait_done(&owner, &node.base, &id).await;
         ids.push(id);
     }
     for (n, id) in ids.iter().enumerate() {

@@ -275,6 +275,9 @@ async fn exercise(data: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
     let server = TestServer::start_at(data, Backend::from_env(), |c| {
         c.max_upload_bytes = 300_000;
         c.smtp_url = Some(format!("smtp://127.0.0.1:{smtp}"));
+        // An account's failures only slow its sign-ins down; the client's limit refuses (429),
+        // and is reached here before any slowing down.
+        c.login_failures_per_client = 5;
     })
     .await;
     let base = server.base.clone();

@@ -96,4 +96,13 @@ impl ApiKeys<'_> {
         )?;
         found(n)
     }
+
+    /// Revokes every key of the user (a password reset); how many there were.
+    pub async fn delete_all(&self, user: UserId) -> Result<u64> {
+        Ok(exec!(
+            self.0,
+            "DELETE FROM api_keys WHERE user_id = $1",
+            user
+        )?)
+    }
 }

@@ -64,6 +64,7 @@ pub async fn erase_user(db: &Db, blobs: &Blobs, user: UserId) -> Result<ErasureR
     for job in jobs {
         blobs.delete_prefix(&format!("jobs/{}/", job.id)).await?;
     }
+    db.flush_erased().await?;
     Ok(report)
 }
 

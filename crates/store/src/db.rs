@@ -49,7 +49,9 @@ impl Db {
     /// Opens the database named by `url` and brings its schema up to date.
     ///
     /// - `sqlite://PATH` (or `sqlite:PATH`): the file and its parent directories are created if
-    ///   missing; WAL journal, `synchronous=NORMAL`, `foreign_keys=ON`, 10 s busy timeout.
+    ///   missing; WAL journal, `synchronous=NORMAL`, `foreign_keys=ON`, 10 s busy timeout, and
+    ///   `secure_delete=ON`, so that deleted rows are overwritten with zeros rather than left
+    ///   in free pages (see [`Db::flush_erased`]).
     ///   `sqlite::memory:` gives a private in-memory database on a single connection (tests).
     /// - `postgres://...` / `postgresql://...`: any PostgreSQL 13 or newer.
     pub async fn connect(url: &str) -> Result<Db> {
@@ -59,6 +61,7 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
+                .pragma("secure_delete", "ON")
                 .busy_timeout(Duration::from_secs(10));
             let file = options.get_filename().to_owned();
             let in_memory = file.as_os_str() == ":memory:" || url.contains(":memory:");
@@ -109,6 +112,32 @@ impl Db {
             Db::Sqlite(_) => Backend::Sqlite,
             Db::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// After an erasure: makes sure the deleted rows are gone from every file of the database,
+    /// not only from its tables. On SQLite, `secure_delete` has zeroed them in the pages, but
+    /// the WAL still holds earlier copies of those pages: a `wal_checkpoint(TRUNCATE)` writes
+    /// the zeroed pages back and empties the WAL (retried while readers hold it, up to ~2 s).
+    /// On PostgreSQL deleted tuples stay in heap pages until `VACUUM` (autovacuum) and in WAL
+    /// segments until they are recycled; docs/operations.md says how operators shorten that.
+    pub async fn flush_erased(&self) -> Result<()> {
+        if let Db::Sqlite(pool) = self {
+            for _ in 0..40 {
+                let (busy, _, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(pool)
+                        .await?;
+                if busy == 0 {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return Err(Error::Invalid(
+                "checkpoint",
+                "the WAL stayed busy after an erasure".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Closes every connection; waits for those in use to be returned.

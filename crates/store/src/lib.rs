@@ -29,6 +29,17 @@
 //! data key per object, wrapped by the newest key-encryption key of a [`KeyRing`]; older keys
 //! in the ring still decrypt, so a rotated key keeps old objects readable.
 
+/// Makes every file and directory this process creates from now on readable by its owner only
+/// (umask 077): the database and its WAL, objects, backups and exports hold personal data.
+/// Called before the storage is opened; a no-op off Unix.
+pub fn owner_only_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only swaps the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 /// Runs the same body on whichever pool `db` holds: `on_db!(db, pool => body)`. The body is
 /// compiled once per backend, so it may only use SQL that both dialects accept.
 macro_rules! on_db {

@@ -48,6 +48,38 @@ impl LoginFailures<'_> {
         Ok(())
     }
 
+    /// Counts one attempt of `key` and answers the count it makes in the window (started again
+    /// at `now_ms` if the last one has passed), in one statement: concurrent attempts each get
+    /// their own count, so none can slip under a limit that the others are about to reach.
+    pub async fn take(&self, key: &str, now_ms: i64, window_ms: i64) -> Result<i64> {
+        let (count,): (i64,) = on_db!(self.0, pool => sqlx::query_as(
+            "INSERT INTO login_failures (key_hash, count, window_start_ms) VALUES ($1, 1, $2) \
+             ON CONFLICT (key_hash) DO UPDATE SET \
+             count = CASE WHEN login_failures.window_start_ms <= $3 THEN 1 \
+                          ELSE login_failures.count + 1 END, \
+             window_start_ms = CASE WHEN login_failures.window_start_ms <= $3 THEN $2 \
+                                    ELSE login_failures.window_start_ms END \
+             RETURNING count",
+        )
+        .bind(key_hash(key))
+        .bind(now_ms)
+        .bind(now_ms - window_ms)
+        .fetch_one(pool)
+        .await)?;
+        Ok(count)
+    }
+
+    /// Takes back one attempt [`LoginFailures::take`] counted (it was refused, or succeeded).
+    pub async fn give_back(&self, key: &str) -> Result<()> {
+        exec!(
+            self.0,
+            "UPDATE login_failures SET count = count - 1 WHERE key_hash = $1 AND count > 0",
+            key_hash(key)
+        )
+        .map(|_| ())?;
+        Ok(())
+    }
+
     /// Forgets `key` (a successful sign-in, an erased account).
     pub async fn clear(&self, key: &str) -> Result<()> {
         exec!(

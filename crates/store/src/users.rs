@@ -99,14 +99,41 @@ const COLUMNS: &str = "id, email, email_verified_at, password_hash, role, subjec
 /// Email addresses are compared case-insensitively: stored trimmed and lower-cased.
 pub fn normalize_email(email: &str) -> Result<String> {
     let email = email.trim().to_lowercase();
-    let well_formed = email.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-    }) && !email.chars().any(char::is_whitespace);
-    if !well_formed || email.len() > 254 {
+    if !email_syntax_ok(&email) {
         // The error never carries the address: errors may be logged.
         return Err(Error::Invalid("email", "not an email address".into()));
     }
     Ok(email)
+}
+
+/// RFC 5321 limits and a conservative syntax: one `@`; a local part of 1–64 characters and a
+/// domain of 1–253 (254 in all); no whitespace or control characters (a CR/LF would be a
+/// header injection in a mail), none of `<>()[]\,;:"` (no quoted or bracketed forms, no
+/// markup); a domain of dot-separated labels of 1–63 letters, digits and hyphens (or their
+/// Unicode letters), neither starting nor ending with a hyphen.
+fn email_syntax_ok(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    if email.len() > 254 || local.is_empty() || local.len() > 64 || domain.len() > 253 {
+        return false;
+    }
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"@".contains(c);
+    if local.chars().any(bad)
+        || local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+    {
+        return false;
+    }
+    domain.split('.').count() >= 2
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
 }
 
 table!(
@@ -220,5 +247,41 @@ pub(crate) fn found(rows: u64) -> Result<()> {
         Err(Error::NotFound)
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_email;
+
+    #[test]
+    fn email_syntax_follows_rfc_5321_limits() {
+        assert_eq!(normalize_email(" Ani@Contoh.ID ").unwrap(), "ani@contoh.id");
+        assert!(normalize_email("a.b+tag@sub.contoh.co.id").is_ok());
+        let long_local = format!("{}@contoh.id", "a".repeat(65));
+        let long_label = format!("a@{}.id", "b".repeat(64));
+        let long_total = format!("a@{}.id", vec!["c".repeat(60); 5].join("."));
+        for bad in [
+            "",
+            "ani",
+            "ani@",
+            "@contoh.id",
+            "ani@contoh",
+            "a@b@contoh.id",
+            "ani\r\nbcc: x@y.id@contoh.id",
+            "ani\n@contoh.id",
+            "<script>alert(1)</script>@contoh.id",
+            "ani@<script>.id",
+            "an i@contoh.id",
+            "ani@-contoh.id",
+            "ani@contoh..id",
+            ".ani@contoh.id",
+            "\"ani\"@contoh.id",
+            &long_local,
+            &long_label,
+            &long_total,
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1341,6 +1341,42 @@ both_backends!(login_failures_count_per_window_and_hash_keys, |db, _url| {
     );
 });
 
+both_backends!(login_attempts_are_counted_atomically, |db, _url| {
+    // 40 attempts at once, as 40 concurrent sign-ins would: each gets its own count, so
+    // exactly 5 see a count within a limit of 5.
+    let now = takarir_store::jobs::now_ms();
+    let window = 900_000;
+    let counts = futures_util::future::join_all(
+        (0..40).map(|_| async { db.login_failures().take("c:10.9.9.9", now, window).await }),
+    )
+    .await;
+    let mut counts: Vec<i64> = counts.into_iter().map(|c| c.unwrap()).collect();
+    counts.sort();
+    assert_eq!(counts, (1..=40).collect::<Vec<i64>>());
+    assert_eq!(counts.iter().filter(|c| **c <= 5).count(), 5);
+    let lf = db.login_failures();
+    lf.give_back("c:10.9.9.9").await.unwrap();
+    assert_eq!(
+        lf.get("c:10.9.9.9", now, window)
+            .await
+            .unwrap()
+            .map(|g| g.0),
+        Some(39)
+    );
+    // A passed window starts again at one.
+    assert_eq!(
+        lf.take("c:10.9.9.9", now + window, window).await.unwrap(),
+        1
+    );
+    // Giving back never goes below zero.
+    lf.give_back("c:10.9.9.9").await.unwrap();
+    lf.give_back("c:10.9.9.9").await.unwrap();
+    assert_eq!(
+        lf.get("c:10.9.9.9", now + window, window).await.unwrap(),
+        Some((0, now + window))
+    );
+});
+
 // Withdrawal records: only those made since the backup began are replayed, a row is deleted
 // again only if it still belongs to the user named, and a replayed consent withdrawal is
 // appended once and never turns into a grant.

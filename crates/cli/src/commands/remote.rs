@@ -101,7 +101,7 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
         .to_string();
     let bar = super::output::progress(sent.len());
     loop {
-        let s: Value = get(&client, format!("{base}/api/v1/jobs/{id}"))
+        let s: Value = get(&client, r.api_key, format!("{base}/api/v1/jobs/{id}"))
             .await?
             .json()
             .await?;
@@ -116,7 +116,7 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
     }
     bar.finish_and_clear();
     let results = format!("{base}/api/v1/jobs/{id}/results?format=jsonl");
-    let jsonl = get(&client, results).await?.text().await?;
+    let jsonl = get(&client, r.api_key, results).await?.text().await?;
     for line in jsonl.lines().filter(|l| !l.trim().is_empty()) {
         let mut record: ItemRecord = serde_json::from_str(line)?;
         let Some(path) = usize::try_from(record.index).ok().and_then(|i| sent.get(i)) else {
@@ -126,14 +126,23 @@ async fn run_async(r: Remote<'_>) -> anyhow::Result<i32> {
         output.record(path, &record)?;
     }
     // The job's results are no longer needed on the server.
-    let _ = client
-        .delete(format!("{base}/api/v1/jobs/{id}"))
-        .send()
-        .await;
+    let mut delete = client.delete(format!("{base}/api/v1/jobs/{id}"));
+    if let Some(key) = r.api_key {
+        delete = delete.bearer_auth(key);
+    }
+    let _ = delete.send().await;
     output.finish()
 }
 
-/// A GET that must succeed.
-async fn get(client: &reqwest::Client, url: String) -> anyhow::Result<reqwest::Response> {
-    Ok(client.get(url).send().await?.error_for_status()?)
+/// A GET that must succeed, with the key when there is one (a key's job answers only it).
+async fn get(
+    client: &reqwest::Client,
+    key: Option<&str>,
+    url: String,
+) -> anyhow::Result<reqwest::Response> {
+    let mut req = client.get(url);
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    Ok(req.send().await?.error_for_status()?)
 }

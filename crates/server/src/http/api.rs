@@ -223,19 +223,21 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
     let started = Instant::now();
     let request_id = ctx.0.id.clone();
     let mut hint = None;
+    let ip = client_ip(&req, state.config().trust_forwarded_for);
     // Held until the body is read, so that a refusal before then can drain it.
     let mut unread = Some(req);
     let result = async {
         let req = unread.as_ref().expect("body not yet read");
-        let ip = client_ip(req, state.config().trust_forwarded_for);
         let caller = caption_caller(&state, ip, req.headers()).await?;
         let auth = caption_auth(caller.signed_in, caller.creds.csrf.as_deref())?;
         let defaults = caption_defaults(&state, auth.as_ref(), caller.cookie).await?;
-        let permit = state.queue_permit()?;
         let sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         hint = sub.lang_hint();
         let opts = sub.options_under(&defaults)?;
         let user = auth.as_ref().map(|a| &a.user);
+        // Only now, with the upload read, does the request take an inference place: a slow
+        // upload never holds one.
+        let permit = state.queue_permit()?;
         let results = caption_and_record(&state, permit, sub.uploads, &opts, user).await?;
         let processing_ms = started.elapsed().as_secs_f64() * 1000.0;
         let answer = if results.len() == 1 {
@@ -276,6 +278,9 @@ pub async fn captions(State(state): State<AppState>, ctx: Ctx, req: Request) -> 
     .await;
     if let Some(req) = unread {
         discard_unread(&state, req, state.config().body_limit()).await;
+    }
+    if matches!(result, Err(ApiError::Busy { .. })) {
+        state.refund_rate_limit(ip);
     }
     let mut res = match result {
         Ok(r) => r,

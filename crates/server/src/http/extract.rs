@@ -293,20 +293,35 @@ pub fn client_ip_of(
 }
 
 /// Reads images and options from a multipart form or a raw image body. Images stay in memory.
-/// At most `max_concurrent_uploads` bodies are received at once (503 past that), each within
-/// `upload_timeout_seconds` (408).
+/// At most `max_concurrent_uploads` bodies are received at once, `max_uploads_per_client` of
+/// them from one address (503 past that), each within `upload_timeout_seconds` and at
+/// `min_upload_bytes_per_second` after the grace period (408).
 pub async fn read_submission(state: &AppState, req: Request) -> Result<Submission, ApiError> {
-    let _permit = match state.upload_permit() {
+    let ip = client_ip(&req, state.config().trust_forwarded_for);
+    let _permit = match state.upload_permit(ip) {
         Ok(p) => p,
         Err(e) => {
             discard_unread(state, req, state.config().body_limit()).await;
             return Err(e);
         }
     };
+    let (req, too_slow) = paced_body(state, req);
     let timeout = std::time::Duration::from_secs(state.config().upload_timeout_seconds);
-    tokio::time::timeout(timeout, read_body(state, req))
-        .await
-        .map_err(|_| ApiError::UploadTimeout)?
+    match tokio::time::timeout(timeout, read_body(state, req)).await {
+        Err(_) => Err(ApiError::UploadTimeout),
+        Ok(Err(_)) if too_slow.tripped() => Err(ApiError::UploadTimeout),
+        Ok(r) => r,
+    }
+}
+
+/// `req` with its body held to the configured minimum rate ([`crate::admission::paced`]).
+pub fn paced_body(state: &AppState, req: Request) -> (Request, crate::admission::TooSlow) {
+    let c = state.config();
+    crate::admission::paced(
+        req,
+        c.min_upload_bytes_per_second,
+        std::time::Duration::from_secs(c.upload_grace_seconds),
+    )
 }
 
 /// Reads and throws away the body of a request refused before its body was read (429, 503),
@@ -324,6 +339,10 @@ pub async fn discard_unread(state: &AppState, req: Request, cap: u64) {
         return;
     }
     let within = std::time::Duration::from_secs(state.config().upload_timeout_seconds.min(10));
+    // A client that trickles is not waited for: the minimum rate applies after one second.
+    let c = state.config();
+    let grace = std::time::Duration::from_secs(c.upload_grace_seconds.min(1));
+    let (req, _) = crate::admission::paced(req, c.min_upload_bytes_per_second, grace);
     let mut stream = req.into_body().into_data_stream();
     let _ = tokio::time::timeout(within, async {
         let mut seen = 0u64;

@@ -12,7 +12,9 @@ use takarir_store::users::User;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::error::ApiError;
-use crate::http::extract::{client_ip, content_type, cookie_defaults, credentials, discard_unread};
+use crate::http::extract::{
+    client_ip, content_type, cookie_defaults, credentials, discard_unread, paced_body, MaybeAuth,
+};
 use crate::http::openapi::{Binary, Missing, Upload};
 use crate::i18n::{form_pairs, Lang};
 use crate::options::{CaptionOptions, OptionDefaults};
@@ -81,11 +83,17 @@ pub async fn create_job(State(state): State<AppState>, req: Request) -> Response
         state.rate_limit(ip)?;
         let auth = caption_auth(authenticate(&state, &creds).await?, creds.csrf.as_deref())?;
         let defaults = caption_defaults(&state, auth.as_ref(), cookie).await?;
-        Ok::<_, ApiError>((auth.map(|a| a.user), defaults))
+        // A job upload takes one of the upload places (and of the client's), like a caption
+        // request, so job uploads cannot pile up without bound.
+        let permit = state.upload_permit(ip)?;
+        Ok::<_, ApiError>((auth.map(|a| a.user), defaults, permit))
     };
-    let (user, defaults) = match caller.await {
+    let (user, defaults, _permit) = match caller.await {
         Ok(c) => c,
         Err(e) => {
+            if matches!(e, ApiError::Busy { .. }) {
+                state.refund_rate_limit(ip);
+            }
             let cap = state.config().job_max_bytes.saturating_add(1 << 20);
             discard_unread(&state, req, cap).await;
             return e.into_response();
@@ -114,6 +122,7 @@ async fn receive(
         });
     }
     let limit = state.config().job_max_bytes;
+    let (req, too_slow) = paced_body(state, req);
     let mut pairs = req.uri().query().map(form_pairs).unwrap_or_default();
     let mut intake = Intake::begin(state, user, lang).await?;
     let received: Result<(), ApiError> = async {
@@ -156,7 +165,11 @@ async fn receive(
     .await;
     if let Err(e) = received {
         intake.abandon().await;
-        return Err(e);
+        return Err(if too_slow.tripped() {
+            ApiError::UploadTimeout
+        } else {
+            e
+        });
     }
     let options = CaptionOptions::under(&defaults)
         .with_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -176,8 +189,10 @@ async fn receive(
 pub async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    MaybeAuth(auth, _): MaybeAuth,
 ) -> Result<Json<JobStatus>, ApiError> {
-    Ok(Json(jobs::status(&state, &id).await?))
+    let viewer = auth.map(|a| a.user.id);
+    Ok(Json(jobs::status(&state, &id, viewer).await?))
 }
 
 /// Deletes the job, its inputs and results, now.
@@ -192,8 +207,17 @@ pub async fn get_job(
 pub async fn delete_job(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    MaybeAuth(auth, creds): MaybeAuth,
 ) -> Result<StatusCode, ApiError> {
-    jobs::delete(&state, &id).await?;
+    // A signed-in deletion is a change: a key's scope, or a session's CSRF header.
+    let viewer = match &auth {
+        Some(a) => {
+            a.require_write(creds.csrf.as_deref(), "captions")?;
+            Some(a.user.id)
+        }
+        None => None,
+    };
+    jobs::delete(&state, &id, viewer).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -223,14 +247,16 @@ pub struct ResultsQuery {
 pub async fn job_results(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    MaybeAuth(auth, _): MaybeAuth,
     Query(q): Query<ResultsQuery>,
 ) -> Result<Response, ApiError> {
+    let viewer = auth.map(|a| a.user.id);
     let format = match q.format.as_deref().unwrap_or("jsonl") {
         "jsonl" => ResultsFormat::Jsonl,
         "csv" => ResultsFormat::Csv,
         "zip" => ResultsFormat::Zip,
         other => {
-            jobs::load(&state, &id).await?;
+            jobs::load(&state, &id, viewer).await?;
             return Err(ApiError::InvalidOption {
                 name: "format".into(),
                 value: other.chars().take(40).collect(),
@@ -238,7 +264,7 @@ pub async fn job_results(
             });
         }
     };
-    let file = jobs::results(&state, &id, format).await?;
+    let file = jobs::results(&state, &id, viewer, format).await?;
     let disposition = format!("attachment; filename=\"{}\"", file.filename);
     Ok((
         [

@@ -209,7 +209,7 @@ both_backends!(
 
         // Two photos and one bad file, with the session's CSRF token: the job is the user's.
         let id = create_job(&e, &who, &[Some("coffee.jpg"), None, Some("rocket.jpg")]).await;
-        let s = wait_done(&e.client, &e.base, &id).await;
+        let s = wait_done_as(&e, &who, &id).await;
         assert_eq!(
             (s["done"].as_i64(), s["failed"].as_i64()),
             (Some(2), Some(1))
@@ -222,11 +222,29 @@ both_backends!(
         assert!(history
             .iter()
             .all(|h| h["lang"] == "en" && h["format"] == "jpeg"));
+        // The job is the user's alone (row 12 of the hardening issue): to anyone else, with
+        // or without an account, it does not exist.
+        let stranger = e.register(&email("orang")).await;
+        for path in [
+            format!("/api/v1/jobs/{id}"),
+            format!("/api/v1/jobs/{id}/results"),
+        ] {
+            for other in [&Who::Nobody, &stranger] {
+                let r = e.call(Method::GET, &path, other, None).await;
+                assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+            }
+        }
+        for other in [&Who::Nobody, &stranger] {
+            let r = e
+                .call(Method::DELETE, &format!("/api/v1/jobs/{id}"), other, None)
+                .await;
+            assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        }
         let results = e
             .call(
                 Method::GET,
                 &format!("/api/v1/jobs/{id}/results"),
-                &Who::Nobody,
+                &who,
                 None,
             )
             .await
@@ -802,3 +820,94 @@ both_backends!(erasure_leaves_nothing_of_the_user, |pg| {
     );
     e.finish().await;
 });
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Row 7 of the hardening issue: after an erasure (204) the address and a corrected caption
+/// were still readable in the SQLite WAL and in free pages of `takarir.db`. With
+/// `secure_delete` and a WAL checkpoint, none of their bytes is in any file of the data
+/// directory once the request returns. Also row 12: that directory and everything in it is
+/// the service user's only (0700 / 0600).
+#[tokio::test]
+async fn erasure_leaves_no_bytes_in_the_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::start(false, |_| {}).await;
+    let addr = email("jejak");
+    let who = active_user(&e, &addr).await;
+    let me: Value = e.get_json("/api/v1/me", &who).await;
+    let id = me["history"][0]["id"].as_i64().unwrap();
+    let correction = format!("kucing-belang-{}-tidur", std::process::id());
+    let body = json!({ "corrected_caption": correction });
+    let r = e
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/me/history/{id}"),
+            &who,
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Another account, so that the pages are shared and the database stays in use.
+    active_user(&e, &email("tetangga")).await;
+    let contains = |needle: &[u8]| -> Vec<PathBuf> {
+        files_under(e.data_dir())
+            .into_iter()
+            .filter(|f| {
+                let bytes = std::fs::read(f).unwrap();
+                bytes.windows(needle.len()).any(|w| w == needle)
+            })
+            .collect()
+    };
+    // Before: the test can see them (it would pass for nothing otherwise).
+    assert!(
+        !contains(addr.as_bytes()).is_empty(),
+        "the address is stored"
+    );
+    assert!(
+        !contains(correction.as_bytes()).is_empty(),
+        "the correction is stored"
+    );
+
+    let body = json!({ "password": PASSWORD });
+    let r = e.call(Method::DELETE, "/api/v1/me", &who, Some(body)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        contains(addr.as_bytes()),
+        Vec::<PathBuf>::new(),
+        "address left"
+    );
+    assert_eq!(
+        contains(correction.as_bytes()),
+        Vec::<PathBuf>::new(),
+        "correction left"
+    );
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(e.data_dir()), 0o700);
+    let files = files_under(e.data_dir());
+    assert!(files.iter().any(|f| f.ends_with("takarir.db")));
+    assert!(files
+        .iter()
+        .any(|f| f.starts_with(e.data_dir().join("objects"))));
+    for f in &files {
+        assert_eq!(mode(f) & 0o077, 0, "{} is {:o}", f.display(), mode(f));
+        let mut dir = f.parent().unwrap();
+        while dir != e.data_dir() {
+            assert_eq!(mode(dir) & 0o077, 0, "{} is {:o}", dir.display(), mode(dir));
+            dir = dir.parent().unwrap();
+        }
+    }
+    e.finish().await;
+}

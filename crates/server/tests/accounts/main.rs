@@ -427,6 +427,19 @@ fn validate_against_schema(data: &[u8]) {
 
 /// POSTs a batch job of `files` (sample photos, or `None` for a text file posing as a photo) as
 /// `who`; the job id.
+/// Polls the status of `who`'s job `id` until it is done (a minute at most); that status.
+async fn wait_done_as(e: &Env, who: &Who, id: &str) -> Value {
+    let mut s = Value::Null;
+    for _ in 0..600 {
+        s = e.get_json(&format!("/api/v1/jobs/{id}"), who).await;
+        if s["status"] == "done" {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish: {s}")
+}
+
 async fn create_job(e: &Env, who: &Who, files: &[Option<&str>]) -> String {
     let mut form = Form::new();
     for (i, f) in files.iter().enumerate() {

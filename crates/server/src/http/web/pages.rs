@@ -193,15 +193,14 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, req: Request) -> Re
     let lang = ctx.lang();
     let mut form = CaptionOptions::default();
     let mut csrf = None;
+    let ip = client_ip(&req, state.config().trust_forwarded_for);
     // Held until the body is read, so that a refusal before then can drain it.
     let mut unread = Some(req);
     let outcome = async {
         let req = unread.as_ref().expect("body not yet read");
-        let ip = client_ip(req, state.config().trust_forwarded_for);
         let caller = caption_caller(&state, ip, req.headers()).await?;
         let (signed_in, creds, cookie) = (caller.signed_in, caller.creds, caller.cookie);
         csrf = signed_in.as_ref().and_then(|a| a.csrf().map(str::to_owned));
-        let permit = state.queue_permit()?;
         let sub = read_submission(&state, unread.take().expect("body not yet read")).await?;
         let sent = creds.csrf.as_deref().or(sub.field("csrf"));
         let auth = caption_auth(signed_in, sent)?;
@@ -209,11 +208,17 @@ pub async fn submit(State(state): State<AppState>, ctx: Ctx, req: Request) -> Re
         let opts = sub.options_under(&defaults)?;
         form = opts.clone();
         let user = auth.as_ref().map(|a| &a.user);
+        // Only now, with the upload read, does the request take an inference place: a slow
+        // upload never holds one.
+        let permit = state.queue_permit()?;
         caption_and_record(&state, permit, sub.uploads, &opts, user).await
     }
     .await;
     if let Some(req) = unread {
         discard_unread(&state, req, state.config().body_limit()).await;
+    }
+    if matches!(outcome, Err(ApiError::Busy { .. })) {
+        state.refund_rate_limit(ip);
     }
     let selected = minijinja::Value::from_serialize(Selected::of_options(&form));
     match outcome {

@@ -42,8 +42,11 @@ pub fn random_token() -> String {
 
 /// Checks the password minimums for an account with this email.
 pub fn check_password(email: &str, password: &str) -> Result<(), ApiError> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
+    if password.trim().chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::WeakPassword { rule: "too_short" });
+    }
+    if is_guessable(password) {
+        return Err(ApiError::WeakPassword { rule: "common" });
     }
     let pw = password.to_lowercase();
     let email = email.trim().to_lowercase();
@@ -58,8 +61,79 @@ pub fn check_password(email: &str, password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Words that top every list of leaked passwords (English and Indonesian), checked once digits
+/// and symbols around them are stripped: `password12`, `Rahasia2024!`.
+const COMMON_WORDS: &[&str] = &[
+    "password",
+    "passw0rd",
+    "qwerty",
+    "letmein",
+    "iloveyou",
+    "welcome",
+    "admin",
+    "administrator",
+    "monkey",
+    "dragon",
+    "football",
+    "baseball",
+    "sunshine",
+    "princess",
+    "master",
+    "login",
+    "abc",
+    "katasandi",
+    "sandi",
+    "rahasia",
+    "indonesia",
+    "takarir",
+    "sayang",
+    "bismillah",
+    "qwertyuiop",
+    "asdfghjkl",
+    "zxcvbnm",
+];
+
+/// Keyboard and alphabet runs a password may be a stretch of (forwards or backwards).
+const RUNS: &[&str] = &[
+    "01234567890",
+    "abcdefghijklmnopqrstuvwxyz",
+    "qwertyuiopasdfghjklzxcvbnm",
+    "1qaz2wsx3edc4rfv5tgb6yhn7ujm8ik9ol0p",
+];
+
+/// A small built-in guessability check (no dictionary crate is vendored): refuses passwords
+/// with fewer than 5 distinct characters (`aaaaaaaaaa`, ten spaces), stretches of a keyboard
+/// or alphabet run (`1234567890`, `qwertyuiop`), and a common word with only digits or
+/// symbols around it (`password12`).
+fn is_guessable(password: &str) -> bool {
+    let pw = password.to_lowercase();
+    let mut distinct: Vec<char> = pw.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 5 {
+        return true;
+    }
+    let reversed: String = pw.chars().rev().collect();
+    if RUNS
+        .iter()
+        .any(|run| run.contains(pw.as_str()) || run.contains(reversed.as_str()))
+    {
+        return true;
+    }
+    let core = pw.trim_matches(|c: char| !c.is_alphabetic());
+    if core.is_empty() {
+        // Only digits and symbols: guessable unless long and varied (checked above).
+        return pw.chars().all(|c| c.is_ascii_digit()) && distinct.len() < 8;
+    }
+    COMMON_WORDS.contains(&core)
+        || RUNS
+            .iter()
+            .any(|run| core.chars().count() >= 4 && run.contains(core))
+}
+
 /// Hashes a password with argon2id (on a blocking thread).
 pub async fn hash_password(password: &str) -> Result<String, ApiError> {
+    let _hashing = hashing_place().await;
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
@@ -73,6 +147,13 @@ pub async fn hash_password(password: &str) -> Result<String, ApiError> {
         tracing::error!(error = %e, "password hashing failed");
         ApiError::Internal
     })
+}
+
+/// A place among the argon2 computations running at once (each takes 19 MiB), so that a flood
+/// of sign-ins waits instead of exhausting memory.
+async fn hashing_place() -> Option<tokio::sync::SemaphorePermit<'static>> {
+    static PLACES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+    PLACES.acquire().await.ok()
 }
 
 /// Checks a password against a stored hash (on a blocking thread). With `None` (no such
@@ -90,6 +171,7 @@ pub async fn verify_password(password: &str, hash: Option<&str>) -> bool {
             })
             .clone(),
     };
+    let _hashing = hashing_place().await;
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
@@ -276,6 +358,31 @@ pub async fn end_session(state: &AppState, token: Option<&str>) -> Result<(), Ap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn guessable_passwords_are_refused() {
+        for weak in [
+            "1234567890",
+            "          ",
+            "password12",
+            "Password2024!",
+            "aaaaaaaaaaaa",
+            "qwertyuiop",
+            "0987654321",
+            "abababababab",
+            "rahasia12345",
+        ] {
+            assert!(check_password("ani@contoh.id", weak).is_err(), "{weak:?}");
+        }
+        for fine in [
+            "kuda-lari-kencang-42",
+            "sapi-terbang-tinggi-7",
+            "7392018465",
+            "correct horse battery",
+        ] {
+            assert!(check_password("ani@contoh.id", fine).is_ok(), "{fine:?}");
+        }
+    }
 
     #[test]
     fn password_minimums() {

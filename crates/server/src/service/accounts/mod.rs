@@ -42,8 +42,20 @@ pub async fn send_verification(state: &AppState, user: &User, lang: Lang) -> Res
     .await
 }
 
-/// Sends a password-reset link, if the address has an account (the answer never says).
+/// Sends a password-reset link, if the address has an account. The answer never says, not
+/// even by its timing: the look-up and the mail happen in a background task that this does not
+/// wait for (sending took ~47 ms for a known address and nothing for an unknown one).
 pub async fn send_reset(state: &AppState, email: &str, lang: Lang) -> Result<(), ApiError> {
+    let (state, email) = (state.clone(), email.to_owned());
+    tokio::spawn(async move {
+        if let Err(e) = send_reset_now(&state, &email, lang).await {
+            tracing::warn!(code = e.code(), "password-reset mail not sent");
+        }
+    });
+    Ok(())
+}
+
+async fn send_reset_now(state: &AppState, email: &str, lang: Lang) -> Result<(), ApiError> {
     let Some(user) = state.db().users().get_by_email(email).await? else {
         return Ok(());
     };
@@ -118,16 +130,22 @@ pub async fn check_login(
 ) -> Result<User, ApiError> {
     let throttle = state.login_throttle();
     let db = state.db();
-    throttle.check(db, email, client).await?;
+    // Counted before hashing, so concurrent attempts cannot all be checked.
+    let attempt = throttle.admit(db, email, client).await?;
+    if !attempt.delay.is_zero() {
+        tokio::time::sleep(attempt.delay).await;
+    }
     let user = db.users().get_by_email(email).await?;
     let ok = verify_password(password, user.as_ref().map(|u| u.password_hash.as_str())).await;
     match user {
         Some(u) if ok => {
-            throttle.succeeded(db, email).await?;
+            throttle
+                .succeeded(db, email, Some((&attempt, client)))
+                .await?;
             Ok(u)
         }
         _ => {
-            throttle.failed(db, email, client).await?;
+            throttle.failed(db, email).await?;
             Err(ApiError::InvalidCredentials)
         }
     }
@@ -159,6 +177,9 @@ pub async fn reset_password(
     let hash = hash_password(password).await?;
     db.users().set_password_hash(user.id, &hash).await?;
     db.sessions().delete_all(user.id).await?;
+    // Whoever reset the password may be recovering a stolen account: keys made with the old
+    // password must not keep working either.
+    db.api_keys().delete_all(user.id).await?;
     Ok(user)
 }
 

@@ -1,12 +1,22 @@
-//! Sign-in throttling: failed sign-ins are counted per account and per client address over 15
-//! minutes; past `login_failures_per_account` / `login_failures_per_client` a sign-in is
-//! refused with 429 before the password is even checked.
+//! Sign-in throttling, decided before a password is hashed (each check costs a 19 MiB argon2
+//! hash, so it must not be possible to make many at once):
+//! - per client address, attempts are counted atomically in the database *before* hashing
+//!   ([`LoginThrottle::admit`]); past `login_failures_per_client` in 15 minutes: 429. A
+//!   successful attempt is given back, so only failures stay counted.
+//! - per account, failures only slow sign-ins down, never refuse them: past
+//!   `login_failures_per_account`, each attempt waits 1 s, doubling with each further failure,
+//!   at most [`MAX_ACCOUNT_DELAY_SECS`]. Anyone can make an account fail, so a hard per-account
+//!   lock-out would let anyone lock its owner out from everywhere.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use takarir_store::Db;
 
 use crate::error::ApiError;
+
+/// The longest wait a sign-in to an account under attack gets.
+pub const MAX_ACCOUNT_DELAY_SECS: u64 = 8;
 
 /// Failed sign-ins per account and per client, over a fixed window. The counters live in the
 /// database (`login_failures`, keys hashed), so every node behind a load balancer sees the same
@@ -20,6 +30,14 @@ pub struct LoginThrottle {
     per_client: u32,
     window_ms: i64,
     salt: String,
+}
+
+/// An admitted sign-in attempt: counted against its client until [`LoginThrottle::succeeded`]
+/// gives it back, and the wait its account imposes.
+pub struct Attempt {
+    counted: bool,
+    /// How long to wait before checking the password.
+    pub delay: Duration,
 }
 
 impl LoginThrottle {
@@ -41,34 +59,50 @@ impl LoginThrottle {
         format!("{}:c:{client}", self.salt)
     }
 
-    /// Refuses (with seconds to wait) when the account or the client is over its limit.
-    pub async fn check(&self, db: &Db, account: &str, client: IpAddr) -> Result<(), ApiError> {
+    /// Admits an attempt before its password is checked: counts it against the client (429,
+    /// with seconds to wait, past the client's limit) and says how long the account makes it
+    /// wait.
+    pub async fn admit(&self, db: &Db, account: &str, client: IpAddr) -> Result<Attempt, ApiError> {
         let now = takarir_store::jobs::now_ms();
-        for (key, limit) in [
-            (self.account_key(account), self.per_account),
-            (self.client_key(client), self.per_client),
-        ] {
-            if limit == 0 {
-                continue;
+        let lf = db.login_failures();
+        let mut counted = false;
+        if self.per_client > 0 {
+            let key = self.client_key(client);
+            let n = lf.take(&key, now, self.window_ms).await?;
+            if n > i64::from(self.per_client) {
+                // Refused before any hashing: it costs nothing, so it does not count.
+                lf.give_back(&key).await?;
+                let since = lf
+                    .get(&key, now, self.window_ms)
+                    .await?
+                    .map_or(now, |(_, since)| since);
+                let left_ms = (since + self.window_ms - now).max(0);
+                return Err(ApiError::TooManyAttempts {
+                    retry_after: ((left_ms + 999) / 1000).max(1) as u64,
+                });
             }
-            if let Some((n, since)) = db.login_failures().get(&key, now, self.window_ms).await? {
-                if n >= i64::from(limit) {
-                    let left_ms = (since + self.window_ms - now).max(0);
-                    return Err(ApiError::TooManyAttempts {
-                        retry_after: ((left_ms + 999) / 1000).max(1) as u64,
-                    });
-                }
+            counted = true;
+        }
+        let mut delay = Duration::ZERO;
+        if self.per_account > 0 {
+            let failures = lf
+                .get(&self.account_key(account), now, self.window_ms)
+                .await?
+                .map_or(0, |(n, _)| n);
+            if failures >= i64::from(self.per_account) {
+                let over = (failures - i64::from(self.per_account)).min(16) as u32;
+                delay = Duration::from_secs((1u64 << over).min(MAX_ACCOUNT_DELAY_SECS));
             }
         }
-        Ok(())
+        Ok(Attempt { counted, delay })
     }
 
-    /// Counts a failure against the account and the client.
-    pub async fn failed(&self, db: &Db, account: &str, client: IpAddr) -> Result<(), ApiError> {
+    /// Counts a failure against the account (the client's attempt stays counted).
+    pub async fn failed(&self, db: &Db, account: &str) -> Result<(), ApiError> {
         let now = takarir_store::jobs::now_ms();
-        for key in [self.account_key(account), self.client_key(client)] {
-            db.login_failures().add(&key, now, self.window_ms).await?;
-        }
+        db.login_failures()
+            .add(&self.account_key(account), now, self.window_ms)
+            .await?;
         Ok(())
     }
 
@@ -81,11 +115,24 @@ impl LoginThrottle {
             .await
     }
 
-    /// Forgets the account's failures (a successful sign-in, an erased account).
-    pub async fn succeeded(&self, db: &Db, account: &str) -> Result<(), ApiError> {
+    /// A successful sign-in: forgets the account's failures and gives the client its attempt
+    /// back (also used for an erased account, with no attempt).
+    pub async fn succeeded(
+        &self,
+        db: &Db,
+        account: &str,
+        attempt: Option<(&Attempt, IpAddr)>,
+    ) -> Result<(), ApiError> {
         db.login_failures()
             .clear(&self.account_key(account))
             .await?;
+        if let Some((a, client)) = attempt {
+            if a.counted {
+                db.login_failures()
+                    .give_back(&self.client_key(client))
+                    .await?;
+            }
+        }
         Ok(())
     }
 }
@@ -100,24 +147,34 @@ mod tests {
         let t = LoginThrottle::new(2, 3, "5a17".into());
         let ip = IpAddr::from([10, 0, 0, 1]);
         let other = IpAddr::from([10, 0, 0, 2]);
-        t.failed(&db, "a@x", ip).await.unwrap();
-        assert!(t.check(&db, "a@x", ip).await.is_ok());
-        t.failed(&db, "A@x", ip).await.unwrap();
-        assert!(
-            t.check(&db, "a@x", other).await.is_err(),
-            "account limit, any client"
+        let a = t.admit(&db, "a@x", ip).await.unwrap();
+        assert_eq!(a.delay, Duration::ZERO);
+        t.failed(&db, "a@x").await.unwrap();
+        t.admit(&db, "A@x", ip).await.unwrap();
+        t.failed(&db, "A@x").await.unwrap();
+        // The account is over its limit: slowed down from any client, never refused.
+        let slowed = t.admit(&db, "a@x", other).await.unwrap();
+        assert_eq!(slowed.delay, Duration::from_secs(1));
+        t.succeeded(&db, "a@x", Some((&slowed, other)))
+            .await
+            .unwrap();
+        assert_eq!(
+            t.admit(&db, "a@x", other).await.unwrap().delay,
+            Duration::ZERO
         );
-        assert!(t.check(&db, "b@x", ip).await.is_ok());
-        t.failed(&db, "b@x", ip).await.unwrap();
-        assert!(
-            t.check(&db, "c@x", ip).await.is_err(),
-            "client limit, any account"
-        );
+        // The client is over its limit (3 attempts counted): refused, any account.
+        t.admit(&db, "b@x", ip).await.unwrap();
+        assert!(matches!(
+            t.admit(&db, "c@x", ip).await,
+            Err(ApiError::TooManyAttempts { .. })
+        ));
         // Another deployment's salt names other keys: the hashes say nothing without it.
         let elsewhere = LoginThrottle::new(2, 3, "0ther".into());
-        assert!(elsewhere.check(&db, "a@x", ip).await.is_ok());
-        t.succeeded(&db, "a@x").await.unwrap();
-        assert!(t.check(&db, "a@x", other).await.is_ok());
+        assert!(elsewhere.admit(&db, "b@x", ip).await.is_ok());
+        assert_eq!(
+            elsewhere.admit(&db, "a@x", ip).await.unwrap().delay,
+            Duration::ZERO
+        );
         // Nothing readable is stored: neither the address nor the client.
         let Db::Sqlite(pool) = &db else {
             unreachable!()

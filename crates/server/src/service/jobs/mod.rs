@@ -142,27 +142,47 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// The job named `id` (404 for a malformed id or no such job).
-pub async fn load(state: &AppState, id: &str) -> Result<Job, ApiError> {
+///
+/// A signed-in user's job is theirs alone: for anyone else (`viewer` another user or nobody)
+/// it does not exist (404, so its id is not even confirmed). An anonymous job belongs to
+/// whoever holds its unguessable id.
+pub async fn load(
+    state: &AppState,
+    id: &str,
+    viewer: Option<takarir_store::users::UserId>,
+) -> Result<Job, ApiError> {
     if !valid_id(id) {
         return Err(ApiError::NotFound);
     }
-    state
+    let job = state
         .db()
         .jobs()
         .get(id)
         .await
         .map_err(internal)?
-        .ok_or(ApiError::NotFound)
+        .ok_or(ApiError::NotFound)?;
+    match job.user_id {
+        Some(owner) if viewer.map(|v| v.0) != Some(owner) => Err(ApiError::NotFound),
+        _ => Ok(job),
+    }
 }
 
-/// The progress of the job named `id`.
-pub async fn status(state: &AppState, id: &str) -> Result<JobStatus, ApiError> {
-    Ok(status_of(&load(state, id).await?))
+/// The progress of the job named `id`, as `viewer` may see it ([`load`]).
+pub async fn status(
+    state: &AppState,
+    id: &str,
+    viewer: Option<takarir_store::users::UserId>,
+) -> Result<JobStatus, ApiError> {
+    Ok(status_of(&load(state, id, viewer).await?))
 }
 
 /// Deletes the job named `id`, its results and any input left, now.
-pub async fn delete(state: &AppState, id: &str) -> Result<(), ApiError> {
-    let job = load(state, id).await?;
+pub async fn delete(
+    state: &AppState,
+    id: &str,
+    viewer: Option<takarir_store::users::UserId>,
+) -> Result<(), ApiError> {
+    let job = load(state, id, viewer).await?;
     let w = takarir_store::withdrawals::Withdrawal::Job { id: job.id.clone() };
     crate::service::privacy::remember(state, w).await?;
     discard(state, &job.id).await;
@@ -208,9 +228,10 @@ pub struct ResultsFile {
 pub async fn results(
     state: &AppState,
     id: &str,
+    viewer: Option<takarir_store::users::UserId>,
     format: ResultsFormat,
 ) -> Result<ResultsFile, ApiError> {
-    let job = load(state, id).await?;
+    let job = load(state, id, viewer).await?;
     let items = state.db().jobs().items(&job.id).await.map_err(internal)?;
     let records: Vec<ItemRecord> = items
         .iter()

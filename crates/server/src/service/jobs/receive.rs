@@ -215,7 +215,21 @@ impl<'a> Intake<'a> {
             Ok(z) => z,
             Err(_) => return self.fail(archive_name, ApiError::CorruptImage).await,
         };
+        // The ZIP reader keeps one entry per name, silently: a name the central directory
+        // lists more than once is refused, every time it occurs.
+        let duplicated = duplicated_names(archive);
+        for (name, times) in &duplicated {
+            for _ in 0..*times {
+                self.fail(name, ApiError::DuplicateArchiveName).await?;
+            }
+        }
         for i in 0..zip.len() {
+            if zip
+                .name_for_index(i)
+                .is_some_and(|n| duplicated.iter().any(|(d, _)| d == n))
+            {
+                continue;
+            }
             let limit = total_limit.saturating_sub(self.unpacked);
             let Some((name, outcome)) = read_entry(&mut zip, i, archive_name, per_file, limit)
             else {
@@ -271,6 +285,52 @@ fn read_entry(
         }
     };
     Some((name, outcome))
+}
+
+/// The file names (directories left out) that a ZIP's central directory lists more than once,
+/// with how many times each occurs, in the order first seen. Read from the end-of-central-
+/// directory record; a ZIP64 or unreadable directory gives none (the reader then decides).
+fn duplicated_names(zip: &[u8]) -> Vec<(String, usize)> {
+    let u16_at = |p: usize| {
+        zip.get(p..p + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+    };
+    let u32_at = |p: usize| {
+        zip.get(p..p + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let tail_start = zip.len().saturating_sub(22 + 65_535);
+    let Some(eocd) = zip[tail_start..]
+        .windows(4)
+        .rposition(|w| w == b"PK\x05\x06")
+        .map(|p| tail_start + p)
+    else {
+        return Vec::new();
+    };
+    let (Some(mut pos), Some(size)) = (u32_at(eocd + 16), u32_at(eocd + 12)) else {
+        return Vec::new();
+    };
+    let end = pos.saturating_add(size).min(zip.len());
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    while pos + 46 <= end && zip.get(pos..pos + 4) == Some(b"PK\x01\x02".as_slice()) {
+        let (Some(n), Some(x), Some(c)) = (u16_at(pos + 28), u16_at(pos + 30), u16_at(pos + 32))
+        else {
+            break;
+        };
+        let Some(raw) = zip.get(pos + 46..pos + 46 + n) else {
+            break;
+        };
+        let name = String::from_utf8_lossy(raw).into_owned();
+        if !name.ends_with('/') {
+            match counts.iter_mut().find(|(m, _)| *m == name) {
+                Some((_, k)) => *k += 1,
+                None => counts.push((name, 1)),
+            }
+        }
+        pos += 46 + n + x + c;
+    }
+    counts.retain(|(_, k)| *k > 1);
+    counts
 }
 
 /// The last component of a file name as the client sent it: a job keeps only that (and the

@@ -370,7 +370,7 @@ pub async fn erase(state: &AppState, user: &User) -> Result<(), ApiError> {
     takarir_store::backup::erase_user(&st.db, &st.blobs, user.id).await?;
     state
         .login_throttle()
-        .succeeded(&st.db, &user.email)
+        .succeeded(&st.db, &user.email, None)
         .await?;
     Ok(())
 }
