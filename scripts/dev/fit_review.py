@@ -138,6 +138,8 @@ def main():
     ap.add_argument("--coco", nargs=3, metavar=("DIR", "EN_JSONL", "ID_JSONL"))
     ap.add_argument("--flickr", nargs=3, metavar=("DIR", "EN_JSONL", "ID_JSONL"))
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--check", action="store_true",
+                    help="no fitting: how the weights and threshold in vision.json do on every given caption")
     a = ap.parse_args()
     vision = json.load(open(a.vision))
     lex = Lexicon(vision)
@@ -146,6 +148,22 @@ def main():
         if spec:
             seen = truth(lex, spec[0], objects)
             sets[name] = load(lex, spec[1], seen, "en") + load(lex, spec[2], seen, "id")
+    if a.check:
+        g = vision.get("grounding", {})
+        w, t = np.array(g["review_weights"]), g["review_threshold"]
+        for name, rows in list(sets.items()) + [("all", [r for rows in sets.values() for r in rows])]:
+            c = predict(w, np.array([r[1] for r in rows], dtype=np.float64))
+            h = np.array([r[2] for r in rows])
+            f = c < t
+            print(f"{name}: {len(rows)} captions, {int(h.sum())} hallucinating; needs_review (confidence < {t}) "
+                  f"catches {f[h].mean():.3f} of them and flags {f.mean():.3f} of all")
+            if name == "all":
+                print("confidence bin | captions | mean confidence | share clean")
+                for lo in np.arange(0, 1, 0.2):
+                    m = (c >= lo) & (c < lo + 0.2 + (lo >= 0.8) * 1e-9)
+                    if m.any():
+                        print(f"{lo:.1f}-{lo + 0.2:.1f} | {m.sum()} | {c[m].mean():.3f} | {1 - h[m].mean():.3f}")
+        return
     fit_rows, held = [], collections.defaultdict(list)
     for name, rows in sets.items():
         for r in rows:
