@@ -154,6 +154,8 @@ fn grounded_captions_name_what_is_in_the_samples_in_both_languages() {
         ("chelsea-exif-rotated", "cat", "kucing"),
         ("coffee", "cup", "cangkir"),
         ("rocket", "rocket", "roket"),
+        // The astronaut is a man in a suit: only the dog is ruled out.
+        ("astronaut", "", ""),
     ] {
         let bytes = std::fs::read(root().join(format!("samples/{name}.jpg"))).unwrap();
         for (lang, want, never) in [
@@ -167,7 +169,16 @@ fn grounded_captions_name_what_is_in_the_samples_in_both_languages() {
             let (mut r, _) = c.caption_images(&[bytes.as_slice()], &opts);
             let cap = r.remove(0).expect("captioned").captions.remove(0);
             let w = words(&cap.text);
-            assert!(w.iter().any(|x| x == want), "{name} {lang}: {:?}", cap.text);
+            assert!(
+                want.is_empty() || w.iter().any(|x| x == want),
+                "{name} {lang}: {:?}",
+                cap.text
+            );
+            let never = if want.is_empty() {
+                &never[..1]
+            } else {
+                &never[..]
+            };
             assert!(
                 never.iter().all(|n| !w.iter().any(|x| x == n)),
                 "{name} {lang}: names what is not there: {:?}",
