@@ -166,6 +166,39 @@ fn sidecar_writes_a_txt_next_to_each_good_image() {
 }
 
 #[test]
+fn sidecar_never_replaces_an_existing_file_without_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    for s in ["astronaut.jpg", "coffee.jpg"] {
+        std::fs::copy(root().join("samples").join(s), dir.path().join(s)).unwrap();
+    }
+    let notes = dir.path().join("coffee.txt");
+    std::fs::write(&notes, "my own notes about the coffee\n").unwrap();
+    let out = caption_en(&["--sidecar", "txt", dir.path().to_str().unwrap()]);
+    // The existing file is kept and reported; the other photo still gets its sidecar.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&notes).unwrap(),
+        "my own notes about the coffee\n"
+    );
+    assert!(text(&out.stderr).contains("coffee.txt: exists"));
+    assert!(text(&out.stderr).contains("--overwrite"));
+    assert!(dir.path().join("astronaut.txt").exists());
+    let out = caption_en(&[
+        "--sidecar",
+        "txt",
+        "--overwrite",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let written = std::fs::read_to_string(&notes).unwrap();
+    assert_ne!(written, "my own notes about the coffee\n");
+    assert!(text(&out.stdout).contains(written.trim_end()));
+    // --overwrite means nothing without a sidecar.
+    let out = caption_en(&["--overwrite", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn unsupported_language_and_bad_options_fail_before_any_work() {
     let img = root().join("samples/astronaut.jpg");
     let out = takarir(&[

@@ -45,6 +45,10 @@ pub struct Args {
     /// Also write the best caption next to each image (`photo.jpg` → `photo.txt`)
     #[arg(long, value_parser = ["txt"])]
     sidecar: Option<String>,
+    /// Replace existing sidecar files (without it, a file that exists is left as it is and
+    /// reported as an error)
+    #[arg(long, requires = "sidecar")]
+    overwrite: bool,
     /// Text model directory, for `--features ...,text` [default: `text/` beside the model
     /// directory, i.e. models/text]
     #[arg(long, value_name = "DIR", env = "TAKARIR_TEXT_MODEL")]
@@ -115,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         anyhow::bail!("no images found in {:?}", args.inputs);
     }
     let opts = args.options.options();
-    let output = Output::new(format, args.sidecar.is_some(), args.tokens)?;
+    let output = Output::new(format, args.sidecar.is_some(), args.overwrite, args.tokens)?;
     if let Some(server) = &args.server {
         if args.decoding.any() || args.tokens {
             anyhow::bail!(

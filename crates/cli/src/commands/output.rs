@@ -72,10 +72,23 @@ pub fn unreadable(e: &str) -> Problem {
     }
 }
 
+/// Writes a caption file; an existing file is never replaced unless `overwrite` (it may be the
+/// user's own notes: a sidecar run once silently replaced `coffee.txt`).
+fn write_sidecar(path: &Path, text: &str, overwrite: bool) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .create_new(!overwrite)
+        .truncate(true)
+        .open(path)?;
+    f.write_all(format!("{text}\n").as_bytes())
+}
+
 /// The results written so far.
 pub struct Output {
     format: OutputFormat,
     sidecar: bool,
+    overwrite: bool,
     tokens: bool,
     out: Stdout,
     csv: Option<CsvWriter<Stdout>>,
@@ -85,7 +98,12 @@ pub struct Output {
 
 impl Output {
     /// Starts the output (the CSV header).
-    pub fn new(format: OutputFormat, sidecar: bool, tokens: bool) -> anyhow::Result<Output> {
+    pub fn new(
+        format: OutputFormat,
+        sidecar: bool,
+        overwrite: bool,
+        tokens: bool,
+    ) -> anyhow::Result<Output> {
         let csv = match format {
             OutputFormat::Csv => Some(CsvWriter::new(std::io::stdout())?),
             _ => None,
@@ -93,6 +111,7 @@ impl Output {
         Ok(Output {
             format,
             sidecar,
+            overwrite,
             tokens,
             out: std::io::stdout(),
             csv,
@@ -110,9 +129,16 @@ impl Output {
         } else if self.sidecar {
             if let Some(best) = r.caption_list().first() {
                 let side = path.with_extension("txt");
-                if let Err(e) = std::fs::write(&side, format!("{}\n", best.text)) {
+                if let Err(e) = write_sidecar(&side, &best.text, self.overwrite) {
                     self.failed += 1;
-                    eprintln!("error: {}: {e}", side.display());
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        eprintln!(
+                            "error: {}: exists and was left as it is (--overwrite replaces it)",
+                            side.display()
+                        );
+                    } else {
+                        eprintln!("error: {}: {e}", side.display());
+                    }
                 }
             }
         }
