@@ -70,9 +70,19 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
+        // `takarir caption DIR | head -1`: the reader has what it wanted.
+        Err(e) if closed_pipe(&e) => std::process::exit(0),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::exit(2);
         }
     }
+}
+
+/// Whether the error is a write to a pipe whose reader has gone.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -436,3 +436,25 @@ fn caption_with_text_reads_the_sign_and_quotes_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_the_run_quietly() {
+    // `takarir caption DIR | head -0`: the reader is gone before the first line is written.
+    let model = fixture_model();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_takarir"))
+        .args(["caption", "--model", &model, "--lang", "en"])
+        .arg(root().join("samples"))
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).to_lowercase().contains("broken pipe"),
+        "{}",
+        text(&out.stderr)
+    );
+}
