@@ -458,3 +458,33 @@ fn a_closed_pipe_ends_the_run_quietly() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn json_and_jsonl_write_the_same_records_with_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    for s in ["astronaut.jpg", "coffee.jpg"] {
+        std::fs::copy(root().join("samples").join(s), dir.path().join(s)).unwrap();
+    }
+    let d = dir.path().to_str().unwrap();
+    let jsonl = caption_en(&["--jsonl", d]);
+    let json = caption_en(&["--json", d]);
+    assert_eq!(jsonl.status.code(), Some(0), "{}", text(&jsonl.stderr));
+    assert_eq!(json.status.code(), Some(0), "{}", text(&json.stderr));
+    let lines: Vec<String> = text(&jsonl.stdout).lines().map(str::to_string).collect();
+    let array: Vec<serde_json::Value> = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(array.len(), 2);
+    // Each array element is written exactly as its JSONL line: same fields, order and digits.
+    let raw: Vec<String> = text(&json.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| l.trim_end_matches(',').to_string())
+        .collect();
+    assert_eq!(raw, lines);
+    for (line, record) in lines.iter().zip(&array) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(&v, record);
+        assert!(v["model"].as_str().is_some_and(|m| !m.is_empty()), "{line}");
+        assert!(v["model_version"].is_string(), "{line}");
+    }
+}

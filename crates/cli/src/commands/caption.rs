@@ -156,6 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
     let bar = super::output::progress(files.len());
     let mut output = output;
+    output.set_model(&captioner.info().name, &captioner.info().version);
     let mut index = 0usize;
     for chunk in files.chunks(args.batch as usize) {
         let bytes: Vec<Result<Vec<u8>, String>> = chunk

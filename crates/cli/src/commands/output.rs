@@ -25,6 +25,11 @@ pub enum OutputFormat {
 #[derive(Serialize)]
 struct Record<'a> {
     file: &'a str,
+    /// The model that wrote the captions (local runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     captions: Option<Vec<CaptionJson<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,7 +97,9 @@ pub struct Output {
     tokens: bool,
     out: Stdout,
     csv: Option<CsvWriter<Stdout>>,
-    json: Vec<serde_json::Value>,
+    /// `--json`: each record serialised exactly as `--jsonl` writes it, then one array.
+    json: Vec<String>,
+    model: Option<(String, String)>,
     failed: usize,
 }
 
@@ -116,8 +123,14 @@ impl Output {
             out: std::io::stdout(),
             csv,
             json: Vec::new(),
+            model: None,
             failed: 0,
         })
+    }
+
+    /// Names the model in every JSON record from now on.
+    pub fn set_model(&mut self, name: &str, version: &str) {
+        self.model = Some((name.to_string(), version.to_string()));
     }
 
     /// Writes one file's result: `path` is the image, `r.file` its name in the output.
@@ -154,13 +167,13 @@ impl Output {
                 }
             }
             OutputFormat::Jsonl => writeln!(out, "{}", serde_json::to_string(&self.json_of(r))?)?,
-            OutputFormat::Json => self.json.push(serde_json::to_value(self.json_of(r))?),
+            OutputFormat::Json => self.json.push(serde_json::to_string(&self.json_of(r))?),
             OutputFormat::Csv => {}
         }
         Ok(())
     }
 
-    fn json_of<'a>(&self, r: &'a ItemRecord) -> Record<'a> {
+    fn json_of<'a>(&'a self, r: &'a ItemRecord) -> Record<'a> {
         let caption = |c: &'a CaptionOut| CaptionJson {
             text: &c.text,
             lang: &c.lang,
@@ -174,6 +187,8 @@ impl Output {
         };
         Record {
             file: &r.file,
+            model: self.model.as_ref().map(|m| m.0.as_str()),
+            model_version: self.model.as_ref().map(|m| m.1.as_str()),
             captions: r
                 .captions
                 .as_ref()
@@ -197,7 +212,7 @@ impl Output {
             csv.finish()?.flush()?;
         }
         if self.format == OutputFormat::Json {
-            writeln!(self.out, "{}", serde_json::to_string_pretty(&self.json)?)?;
+            writeln!(self.out, "[\n{}\n]", self.json.join(",\n"))?;
         }
         Ok(if self.failed > 0 { 1 } else { 0 })
     }
