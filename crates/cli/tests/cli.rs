@@ -219,9 +219,17 @@ fn unsupported_language_and_bad_options_fail_before_any_work() {
     let out = caption_en(&["--beams", "2", "--alternatives", "3", img.to_str().unwrap()]);
     let (code, stderr) = (out.status.code(), text(&out.stderr));
     assert!(
-        code == Some(2) && stderr.contains("num_return_sequences"),
+        code == Some(2) && stderr.contains("--alternatives cannot exceed --beams"),
         "{stderr}"
     );
+    // Errors name the flags the user typed, not the engine's fields.
+    let out = caption_en(&["--beams", "0", img.to_str().unwrap()]);
+    let (code, stderr) = (out.status.code(), text(&out.stderr));
+    assert!(
+        code == Some(2) && stderr.contains("--beams must be between 1 and 32"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("num_beams"), "{stderr}");
 }
 
 #[test]
@@ -487,4 +495,40 @@ fn json_and_jsonl_write_the_same_records_with_the_model() {
         assert!(v["model"].as_str().is_some_and(|m| !m.is_empty()), "{line}");
         assert!(v["model_version"].is_string(), "{line}");
     }
+}
+
+#[test]
+fn a_dash_reads_the_image_from_standard_input() {
+    use std::io::Write;
+    let model = fixture_model();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_takarir"))
+        .args(["caption", "--model", &model, "--lang", "en", "-"])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let photo = std::fs::read(root().join("samples/coffee.jpg")).unwrap();
+    child.stdin.take().unwrap().write_all(&photo).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The same caption as the file gives.
+    let from_file = caption_en(&[root().join("samples/coffee.jpg").to_str().unwrap()]);
+    let caption = |o: &[u8]| {
+        text(o)
+            .lines()
+            .next()
+            .unwrap()
+            .split('\t')
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        text(&out.stdout).starts_with("-\t"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(caption(&out.stdout), caption(&from_file.stdout));
 }

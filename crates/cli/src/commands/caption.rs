@@ -24,7 +24,7 @@ const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "webp", "gif", "bmp",
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Images, or folders searched recursively for images
+    /// Images (`-` reads one from standard input), or folders searched recursively for images
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     #[command(flatten)]
@@ -151,7 +151,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     for lang in &langs {
         let mut o = opts.engine_options(lang);
         tune(&mut o);
-        captioner.generation_config(&o)?;
+        captioner
+            .generation_config(&o)
+            .map_err(|e| anyhow::anyhow!(flag_names(&e.to_string())))?;
     }
 
     let bar = super::output::progress(files.len());
@@ -161,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     for chunk in files.chunks(args.batch as usize) {
         let bytes: Vec<Result<Vec<u8>, String>> = chunk
             .iter()
-            .map(|p| std::fs::read(p).map_err(|e| e.to_string()))
+            .map(|p| read_input(p).map_err(|e| e.to_string()))
             .collect();
         let readable: Vec<&[u8]> = bytes
             .iter()
@@ -195,4 +197,34 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     bar.finish_and_clear();
     output.finish()
+}
+
+/// The engine's checks name its generation fields; a CLI user typed flags.
+fn flag_names(message: &str) -> String {
+    const FLAGS: [(&str, &str); 9] = [
+        ("num_return_sequences", "--alternatives"),
+        ("num_beams", "--beams"),
+        ("max_new_tokens", "--max-tokens"),
+        ("min_new_tokens", "--min-tokens"),
+        ("length_penalty", "--length-penalty"),
+        ("no_repeat_ngram_size", "--no-repeat-ngram"),
+        ("repetition_penalty", "--repetition-penalty"),
+        ("temperature", "--temperature"),
+        ("top_p", "--top-p"),
+    ];
+    let mut m = message.to_string();
+    for (field, flag) in FLAGS {
+        m = m.replace(field, flag);
+    }
+    m.replace("num_beams = 1", "--beams 1")
+}
+
+/// An image file's bytes; `-` is standard input (`curl … | takarir caption -`).
+fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+        return Ok(bytes);
+    }
+    std::fs::read(path)
 }

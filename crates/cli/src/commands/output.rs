@@ -139,7 +139,7 @@ impl Output {
         if let Some(e) = &r.error {
             self.failed += 1;
             eprintln!("error: {file}: {} ({})", e.detail, e.code);
-        } else if self.sidecar {
+        } else if self.sidecar && path.as_os_str() != "-" {
             if let Some(best) = r.caption_list().first() {
                 let side = path.with_extension("txt");
                 if let Err(e) = write_sidecar(&side, &best.text, self.overwrite) {
