@@ -3,7 +3,7 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +36,13 @@ enum Command {
     Models(commands::models::Args),
     /// Export consented training items for `training/`; list those withdrawn since an export.
     Training(commands::training::Args),
+    /// Print a shell completion script (e.g. `takarir completions bash > /etc/bash_completion.d/takarir`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff: `takarir man > takarir.1; man ./takarir.1`).
+    Man,
 }
 
 /// The service logs its requests (ids, routes, statuses, timings) by default; one-shot commands
@@ -67,6 +74,19 @@ fn main() {
         Command::Admin(a) => commands::admin::run(a),
         Command::Training(a) => commands::training::run(a),
         Command::Models(a) => commands::models::run(a),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "takarir",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map(|()| 0)
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(code) => std::process::exit(code),

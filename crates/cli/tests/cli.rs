@@ -532,3 +532,25 @@ fn a_dash_reads_the_image_from_standard_input() {
     );
     assert_eq!(caption(&out.stdout), caption(&from_file.stdout));
 }
+
+#[test]
+fn completions_and_the_manual_page_cover_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = takarir(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for word in ["takarir", "caption", "sidecar", "overwrite"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+    }
+    let out = takarir(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = takarir(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = text(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH takarir"),
+        "{page}"
+    );
+    assert!(page.contains("caption") && page.contains("serve"));
+}
