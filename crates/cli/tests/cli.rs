@@ -554,3 +554,41 @@ fn completions_and_the_manual_page_cover_the_commands() {
     );
     assert!(page.contains("caption") && page.contains("serve"));
 }
+
+#[test]
+fn xmp_sidecar_carries_the_alt_text_that_exiftool_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("samples/coffee.jpg"),
+        dir.path().join("coffee.jpg"),
+    )
+    .unwrap();
+    let photo = dir.path().join("coffee.jpg");
+    let out = caption_en(&["--sidecar", "xmp", photo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let caption = text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .split('\t')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    // exiftool (Debian libimage-exiftool-perl; scripts/test installs it) reads the IPTC
+    // "Alt Text (Accessibility)" property back, in x-default and in the caption's language.
+    let read = Command::new("exiftool")
+        .args(["-j", "-XMP-iptcCore:all"])
+        .arg(dir.path().join("coffee.xmp"))
+        .output()
+        .expect("exiftool is installed (scripts/test installs it)");
+    let tags: serde_json::Value = serde_json::from_slice(&read.stdout).unwrap();
+    assert_eq!(tags[0]["AltTextAccessibility"], caption.as_str(), "{tags}");
+    assert_eq!(
+        tags[0]["AltTextAccessibility-en"],
+        caption.as_str(),
+        "{tags}"
+    );
+    // Like the text sidecar, it is never written over without --overwrite.
+    let out = caption_en(&["--sidecar", "xmp", photo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -42,8 +42,10 @@ pub struct Args {
     /// CSV with a header row: index,file,lang,rank,caption,score,error_code,error
     #[arg(long)]
     csv: bool,
-    /// Also write the best caption next to each image (`photo.jpg` → `photo.txt`)
-    #[arg(long, value_parser = ["txt"])]
+    /// Also write the caption next to each image: `txt` (`photo.jpg` → `photo.txt`, the best
+    /// caption) or `xmp` (`photo.xmp`, IPTC "Alt Text (Accessibility)": the best caption of each
+    /// language, read by photo tools and CMSs)
+    #[arg(long, value_parser = ["txt", "xmp"])]
     sidecar: Option<String>,
     /// Replace existing sidecar files (without it, a file that exists is left as it is and
     /// reported as an error)
@@ -119,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         anyhow::bail!("no images found in {:?}", args.inputs);
     }
     let opts = args.options.options();
-    let output = Output::new(format, args.sidecar.is_some(), args.overwrite, args.tokens)?;
+    let output = Output::new(format, args.sidecar.clone(), args.overwrite, args.tokens)?;
     if let Some(server) = &args.server {
         if args.decoding.any() || args.tokens {
             anyhow::bail!(

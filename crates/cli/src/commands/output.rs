@@ -80,19 +80,60 @@ pub fn unreadable(e: &str) -> Problem {
 /// Writes a caption file; an existing file is never replaced unless `overwrite` (it may be the
 /// user's own notes: a sidecar run once silently replaced `coffee.txt`).
 fn write_sidecar(path: &Path, text: &str, overwrite: bool) -> std::io::Result<()> {
+    write_new(path, &format!("{text}\n"), overwrite)
+}
+
+/// An XMP sidecar with the IPTC "Alt Text (Accessibility)" property: the best caption of each
+/// language, the first also as `x-default` (what photo tools and CMSs read as alt text).
+fn xmp_alt_text(captions: &[(&str, &str)]) -> String {
+    fn esc(t: &str) -> String {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+    let mut items = String::new();
+    if let Some((_, text)) = captions.first() {
+        items.push_str(&format!(
+            "     <rdf:li xml:lang=\"x-default\">{}</rdf:li>\n",
+            esc(text)
+        ));
+    }
+    for (lang, text) in captions {
+        items.push_str(&format!(
+            "     <rdf:li xml:lang=\"{}\">{}</rdf:li>\n",
+            esc(lang),
+            esc(text)
+        ));
+    }
+    format!(
+        "<?xpacket begin=\"{bom}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n\
+         <x:xmpmeta xmlns:x=\"adobe:ns:meta/\">\n \
+         <rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">\n  \
+         <rdf:Description rdf:about=\"\" \
+         xmlns:Iptc4xmpCore=\"http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/\">\n   \
+         <Iptc4xmpCore:AltTextAccessibility>\n    <rdf:Alt>\n{items}    </rdf:Alt>\n   \
+         </Iptc4xmpCore:AltTextAccessibility>\n  </rdf:Description>\n </rdf:RDF>\n\
+         </x:xmpmeta>\n<?xpacket end=\"w\"?>\n",
+        bom = '\u{feff}'
+    )
+}
+
+fn write_new(path: &Path, contents: &str, overwrite: bool) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .create_new(!overwrite)
         .truncate(true)
         .open(path)?;
-    f.write_all(format!("{text}\n").as_bytes())
+    f.write_all(contents.as_bytes())
 }
 
 /// The results written so far.
 pub struct Output {
     format: OutputFormat,
-    sidecar: bool,
+    /// `txt` or `xmp`.
+    sidecar: Option<String>,
     overwrite: bool,
     tokens: bool,
     out: Stdout,
@@ -107,7 +148,7 @@ impl Output {
     /// Starts the output (the CSV header).
     pub fn new(
         format: OutputFormat,
-        sidecar: bool,
+        sidecar: Option<String>,
         overwrite: bool,
         tokens: bool,
     ) -> anyhow::Result<Output> {
@@ -139,10 +180,22 @@ impl Output {
         if let Some(e) = &r.error {
             self.failed += 1;
             eprintln!("error: {file}: {} ({})", e.detail, e.code);
-        } else if self.sidecar && path.as_os_str() != "-" {
-            if let Some(best) = r.caption_list().first() {
-                let side = path.with_extension("txt");
-                if let Err(e) = write_sidecar(&side, &best.text, self.overwrite) {
+        } else if let Some(kind) = self.sidecar.as_deref().filter(|_| path.as_os_str() != "-") {
+            let captions = r.caption_list();
+            if let Some(best) = captions.first() {
+                let side = path.with_extension(kind);
+                let written = if kind == "xmp" {
+                    let mut firsts: Vec<(&str, &str)> = Vec::new();
+                    for c in captions.iter() {
+                        if !firsts.iter().any(|(l, _)| *l == c.lang) {
+                            firsts.push((&c.lang, &c.text));
+                        }
+                    }
+                    write_new(&side, &xmp_alt_text(&firsts), self.overwrite)
+                } else {
+                    write_sidecar(&side, &best.text, self.overwrite)
+                };
+                if let Err(e) = written {
                     self.failed += 1;
                     if e.kind() == std::io::ErrorKind::AlreadyExists {
                         eprintln!(
