@@ -45,25 +45,13 @@ enum Command {
     Man,
 }
 
-/// The service logs its requests (ids, routes, statuses, timings) by default; one-shot commands
-/// only warn.
-fn default_log(cli: &Cli) -> &'static str {
-    match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn",
-    }
-}
-
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TAKARIR_LOG")
-                .unwrap_or_else(|_| default_log(&cli).into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // One-shot commands only warn. `serve` logs its requests (ids, routes, statuses, timings)
+    // at `info`, in its `log_format`, once it has read its configuration.
+    if !matches!(cli.command, Command::Serve(_)) {
+        takarir_server::logging::init(takarir_server::LogFormat::Text, "warn");
+    }
     let result = match cli.command {
         Command::Caption(a) => commands::caption::run(a),
         Command::Eval(a) => commands::eval::run(a),

@@ -1,7 +1,9 @@
 //! The `takarir` binary, run as a user would, on temp folders built from the repo's samples.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+mod common;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -591,4 +593,81 @@ fn xmp_sidecar_carries_the_alt_text_that_exiftool_reads() {
     // Like the text sidecar, it is never written over without --overwrite.
     let out = caption_en(&["--sidecar", "xmp", photo.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// `log_format = json`: every line `takarir serve` writes, from start to shutdown and for
+/// requests that succeed or fail, is one JSON object, and a request's line carries its route
+/// (from the request span) and status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_json_logs_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let port = common::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_takarir"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TAKARIR_MODEL", fixture_model())
+        .env("TAKARIR_THREADS", "1")
+        .env("TAKARIR_DATA_DIR", dir.path().join("data"))
+        .env("TAKARIR_LOG_FORMAT", "json")
+        .env_remove("TAKARIR_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    common::wait_healthy(&base).await;
+    let client = reqwest::Client::new();
+    let photo = std::fs::read(root().join("samples/coffee.jpg")).unwrap();
+    let r = client
+        .post(format!("{base}/api/v1/captions?lang=en"))
+        .header("content-type", "image/jpeg")
+        .body(photo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{base}/no-such-page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // SIGTERM: a graceful shutdown, which logs too.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v.is_object(), "not an object: {l}");
+            v
+        })
+        .collect();
+    let message = |v: &serde_json::Value| v["fields"]["message"].as_str().unwrap_or("").to_string();
+    assert!(
+        lines.iter().any(|v| message(v).starts_with("listening")),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|v| message(v) == "shutting down"),
+        "{text}"
+    );
+    let done = |route: &str, status: u64| {
+        lines.iter().any(|v| {
+            message(v) == "request done"
+                && v["span"]["route"] == route
+                && v["fields"]["status"] == status
+                && v["level"] == "INFO"
+        })
+    };
+    assert!(done("/api/v1/captions", 200), "{text}");
+    assert!(done("unmatched", 404), "{text}");
 }

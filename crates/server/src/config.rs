@@ -62,6 +62,9 @@ use serde::Deserialize;
 /// | `policy_file` | the policy versions compiled in (`crates/server/policy/versions.toml`) | a TOML file of policy versions (to announce a new version without rebuilding) |
 /// | `training_export_key` | a key generated into `<data_dir>/training-export.key` on first export | hex key (at least 32 digits) naming exported training items by pseudonym (`takarir training export`); keep it to compare exports |
 /// | `model_update_days` | `0` | the operator's schedule for new model versions, stated on the privacy page (a new version, trained without withdrawn items, replaces the one in use at least this often; `0`: no fixed schedule) |
+/// | `signups_allowed` | `true` | whether anyone may make an account (API and page); `false`: sign-up answers 403 `signups_closed` and the page offers no form (admins are still made with `takarir admin create`; existing accounts are unaffected) |
+/// | `log_format` | `text` | `text` (one readable line per event) or `json` (one JSON object per line, for a log collector); `TAKARIR_LOG` still picks the level |
+/// | `cors_allowed_origins` | none (no CORS headers) | origins (`https://cms.example.org`, scheme, host and port only) whose pages may call `/api/v1/...` from a browser, with an API key (`Authorization`), never with the session cookie; `*`: any origin. In the environment, separated by commas |
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
@@ -164,6 +167,23 @@ pub struct ServerConfig {
     pub training_export_key: Option<String>,
     /// Days between model versions the operator commits to; 0: no fixed schedule.
     pub model_update_days: u64,
+    /// Anyone may make an account; `false` refuses sign-up (403 `signups_closed`).
+    pub signups_allowed: bool,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Origins whose pages may call `/api/v1/...` from a browser (CORS); empty: none.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// How the service writes its log lines (to standard error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON formatter).
+    Json,
 }
 
 impl Default for ServerConfig {
@@ -218,6 +238,9 @@ impl Default for ServerConfig {
             production: false,
             training_export_key: None,
             model_update_days: 0,
+            signups_allowed: true,
+            log_format: LogFormat::Text,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -241,6 +264,8 @@ enum Kind {
     Text,
     Number,
     Flag,
+    /// Comma-separated values (a TOML array in the file).
+    List,
 }
 
 /// Keys and how their environment value is read.
@@ -294,6 +319,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("production", Kind::Flag),
     ("training_export_key", Kind::Text),
     ("model_update_days", Kind::Number),
+    ("signups_allowed", Kind::Flag),
+    ("log_format", Kind::Text),
+    ("cors_allowed_origins", Kind::List),
 ];
 
 impl ServerConfig {
@@ -334,6 +362,14 @@ impl ServerConfig {
                     })
                 }
                 Kind::Text => toml::Value::String(value),
+                Kind::List => toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_string()))
+                        .collect(),
+                ),
             };
             table.insert(key.to_string(), value);
         }
@@ -382,6 +418,9 @@ impl ServerConfig {
         }
         if let Some(smtp) = &self.smtp_url {
             check_smtp_tls(smtp)?;
+        }
+        for origin in &self.cors_allowed_origins {
+            check_origin(origin)?;
         }
         if self.production {
             // The privacy page must name who is responsible and how to reach them.
@@ -501,6 +540,27 @@ fn check_smtp_tls(smtp_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A CORS origin must be exactly what a browser sends in `Origin`: `http(s)://HOST[:PORT]`,
+/// nothing after it (a path or a trailing slash would never match), or `*`.
+fn check_origin(origin: &str) -> anyhow::Result<()> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let url = url::Url::parse(origin)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    match url {
+        Some(u) if u.origin().ascii_serialization() == origin => Ok(()),
+        Some(u) => bail!(
+            "cors_allowed_origins: {origin:?} is not an origin; write {:?} (scheme, host and port only)",
+            u.origin().ascii_serialization()
+        ),
+        None => bail!(
+            "cors_allowed_origins: {origin:?} is not an http(s) origin such as https://cms.example.org"
+        ),
+    }
+}
+
 /// The shipped example values (`example.org`, `Example ...`), which a deployment must replace.
 fn is_placeholder(v: &str) -> bool {
     let v = v.to_ascii_lowercase();
@@ -567,6 +627,46 @@ mod tests {
         assert!(!ServerConfig::load_from(None, |_| None)
             .unwrap()
             .controller_set());
+    }
+
+    #[test]
+    fn signups_logs_and_cors_allowed_origins() {
+        let d = ServerConfig::load_from(None, |_| None).unwrap();
+        assert!(d.signups_allowed);
+        assert_eq!(d.log_format, LogFormat::Text);
+        assert!(d.cors_allowed_origins.is_empty());
+        let c = ServerConfig::load_from(None, |k| match k {
+            "TAKARIR_SIGNUPS_ALLOWED" => Some("false".into()),
+            "TAKARIR_LOG_FORMAT" => Some("json".into()),
+            "TAKARIR_CORS_ALLOWED_ORIGINS" => {
+                Some(" https://cms.contoh.id, http://127.0.0.1:3000 ,".into())
+            }
+            _ => None,
+        })
+        .unwrap();
+        assert!(!c.signups_allowed);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(
+            c.cors_allowed_origins,
+            ["https://cms.contoh.id", "http://127.0.0.1:3000"]
+        );
+        let with = |var: &'static str, v: &'static str| {
+            ServerConfig::load_from(None, move |k| (k == var).then(|| v.to_string()))
+        };
+        assert!(with("TAKARIR_LOG_FORMAT", "xml").is_err());
+        assert!(with("TAKARIR_CORS_ALLOWED_ORIGINS", "*").is_ok());
+        for bad in [
+            "https://cms.contoh.id/",
+            "https://cms.contoh.id/wp",
+            "https://cms.contoh.id:443",
+            "cms.contoh.id",
+            "ftp://cms.contoh.id",
+        ] {
+            let err = with("TAKARIR_CORS_ALLOWED_ORIGINS", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cors_allowed_origins"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -126,6 +126,8 @@ pub enum ApiError {
     },
     /// The email address is already taken.
     EmailTaken,
+    /// This server does not take new accounts (`signups_allowed = false`).
+    SignupsClosed,
     /// The email address is not valid.
     InvalidEmail,
     /// Too many failed sign-ins for this account or from this client.
@@ -198,7 +200,7 @@ impl ApiError {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Unauthorized | InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Forbidden { .. } | CsrfFailed => StatusCode::FORBIDDEN,
+            Forbidden { .. } | CsrfFailed | SignupsClosed => StatusCode::FORBIDDEN,
             WeakPassword { .. } | InvalidEmail => StatusCode::UNPROCESSABLE_ENTITY,
             EmailTaken | HistoryDecisionRequired | ExportPending => StatusCode::CONFLICT,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -240,6 +242,7 @@ impl ApiError {
             InvalidCredentials => "invalid_credentials",
             WeakPassword { .. } => "weak_password",
             EmailTaken => "email_taken",
+            SignupsClosed => "signups_closed",
             InvalidEmail => "invalid_email",
             TooManyAttempts { .. } => "too_many_attempts",
             InvalidToken => "invalid_token",
@@ -474,6 +477,12 @@ impl ApiError {
                 "Alamat email ini sudah dipakai akun lain.".into(),
                 "This email address is already used by another account.".into(),
             ),
+            SignupsClosed => (
+                "Pendaftaran ditutup",
+                "Sign-up closed",
+                "Layanan ini tidak menerima pendaftaran akun baru. Hubungi pengelolanya jika Anda memerlukan akun; takarir tetap dapat dibuat tanpa akun.".into(),
+                "This service does not accept new accounts. Contact its operator if you need one; captions can still be made without an account.".into(),
+            ),
             InvalidEmail => (
                 "Email tidak valid",
                 "Invalid email",
@@ -655,6 +664,12 @@ mod tests {
         assert_eq!(
             ApiError::from(EngineError::UnsupportedFormat).status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let s = ApiError::SignupsClosed.problem(Lang::Id, "r2");
+        assert_eq!((s.status, s.code.as_str()), (403, "signups_closed"));
+        assert_ne!(
+            ApiError::SignupsClosed.messages(Lang::Id),
+            ApiError::SignupsClosed.messages(Lang::En)
         );
         let t = ApiError::TextUnavailable;
         assert_eq!(t.status(), StatusCode::SERVICE_UNAVAILABLE);

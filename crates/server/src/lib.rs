@@ -4,8 +4,8 @@
 //! Two layers: [`http`] (routes, extractors, handlers, OpenAPI, web pages) over [`service`]
 //! (the use cases: captioning, accounts, privacy, jobs, upkeep), which never sees an HTTP type.
 //! Below both: [`options`] (the one caption-options model), [`views`] (typed answers),
-//! [`state`], [`error`], [`config`], [`storage`], [`models`] (model versions and their cards)
-//! and the small helpers.
+//! [`state`], [`error`], [`config`], [`logging`], [`storage`], [`models`] (model versions and
+//! their cards) and the small helpers.
 //!
 //! Privacy by construction: uploads are read into memory, decoded from memory by the engine,
 //! and dropped with the request; nothing is written to disk. Logs carry request ids, routes,
@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod i18n;
+pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod models;
@@ -31,7 +32,7 @@ pub mod state;
 pub mod storage;
 pub mod views;
 
-pub use config::ServerConfig;
+pub use config::{LogFormat, ServerConfig};
 pub use error::ApiError;
 pub use http::router;
 pub use server::{serve, shutdown_signal, Server};

@@ -836,6 +836,94 @@ async fn metrics_count_requests_by_route_and_status() {
     s.stop().await;
 }
 
+/// A CORS preflight of `path` from `origin`, asking to POST with an API key.
+async fn preflight(s: &TestServer, path: &str, origin: &str) -> reqwest::Response {
+    s.client
+        .request(reqwest::Method::OPTIONS, s.url(path))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization")
+        .go()
+        .await
+}
+
+/// `cors_allowed_origins`: a page on an allowed origin may call the API with an API key (preflight and
+/// the call itself); another origin, the web pages, and a server with no origins configured
+/// get no CORS header at all.
+#[tokio::test]
+async fn cors_allows_the_configured_origins_on_the_api_only() {
+    const CMS: &str = "https://cms.contoh.id";
+    let s =
+        start(|c| c.cors_allowed_origins = vec![CMS.into(), "http://127.0.0.1:3000".into()]).await;
+    let r = preflight(&s, "/api/v1/captions", CMS).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], CMS);
+    let methods = h["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let headers = h["access-control-allow-headers"].to_str().unwrap();
+    assert!(headers.contains("authorization"), "{headers}");
+    assert!(
+        !h.contains_key("access-control-allow-credentials"),
+        "never with the session cookie"
+    );
+    // The call itself: the caption, readable by the page, with its request id.
+    let form = Form::new().part(
+        "image",
+        Part::bytes(png_1x1())
+            .file_name("a.png")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let r = s
+        .client
+        .post(s.url("/api/v1/captions"))
+        .header("origin", CMS)
+        .multipart(form)
+        .go()
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["access-control-allow-origin"], CMS);
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+
+    // Another origin: answered, but nothing that lets its page read the API.
+    for other in ["https://jahat.contoh.id", "https://cms.contoh.id.jahat.id"] {
+        let r = preflight(&s, "/api/v1/captions", other).await;
+        assert!(
+            !r.headers().contains_key("access-control-allow-origin"),
+            "{other}: {:?}",
+            r.headers()
+        );
+        let r = s
+            .client
+            .get(s.url("/api/v1/health"))
+            .header("origin", other)
+            .go()
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(!r.headers().contains_key("access-control-allow-origin"));
+    }
+    // The web pages stay same-origin, even for an allowed origin.
+    for path in ["/", "/account/login"] {
+        let r = preflight(&s, path, CMS).await;
+        assert!(
+            !r.headers().contains_key("access-control-allow-origin"),
+            "{path}"
+        );
+    }
+    s.stop().await;
+
+    // Not configured (the default): no CORS header, the preflight is an ordinary 405.
+    let s = start(|_| {}).await;
+    let r = preflight(&s, "/api/v1/captions", CMS).await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(!r.headers().contains_key("access-control-allow-origin"));
+    s.stop().await;
+}
+
 /// Makes a CA and a `localhost`/127.0.0.1 certificate signed by it with the `openssl` tool.
 fn make_certs(dir: &std::path::Path) -> bool {
     let run = |args: &[&str]| {

@@ -20,6 +20,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut config = ServerConfig::load(args.config.as_deref())?;
+    takarir_server::logging::init(config.log_format, "info");
     if let Some(l) = args.listen {
         config.listen = l;
     }

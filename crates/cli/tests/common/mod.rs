@@ -4,6 +4,7 @@
 #[path = "../../../server/tests/common/client.rs"]
 mod client;
 
+#[allow(unused_imports)] // not every test binary sends with it
 pub use client::Go;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -36,7 +36,7 @@ use crate::views::{
     UserAnswer, UserView,
 };
 
-/// The account routes.
+/// The account API routes (all under `/api/v1`).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/register", post(register))
@@ -73,7 +73,12 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/stats", get(admin_stats))
         .route("/api/v1/admin/users", get(admin_users))
         .route("/api/v1/admin/users/{id}/access", post(admin_access))
-        .route("/exports/{token}", get(download_export))
+}
+
+/// The export download link (outside `/api/v1`: it is opened from an email or the account
+/// page, never called cross-origin).
+pub fn download_router() -> Router<AppState> {
+    Router::new().route("/exports/{token}", get(download_export))
 }
 
 /// An answer that starts or ends a session: the body and its `Set-Cookie`.
@@ -112,7 +117,11 @@ pub struct EmailPassword {
     path = "/api/v1/auth/register",
     tag = "accounts",
     request_body = EmailPassword,
-    responses((status = 201, description = "Account made and signed in (session cookie)", body = SignedInView), CredentialProblems)
+    responses(
+        (status = 201, description = "Account made and signed in (session cookie)", body = SignedInView),
+        (status = 403, description = "Sign-up is closed on this server (`signups_closed`)", body = Problem, content_type = "application/problem+json"),
+        CredentialProblems
+    )
 )]
 async fn register(
     State(state): State<AppState>,
@@ -121,6 +130,8 @@ async fn register(
     ClientIp(client): ClientIp,
     Json(body): Json<EmailPassword>,
 ) -> Result<Response, ApiError> {
+    // Closed sign-up is said first: no rate-limit token spent on a request that cannot succeed.
+    accounts::check_signups_open(&state)?;
     // Each sign-up sends an email: limited per client like caption requests.
     state.rate_limit(client)?;
     let user = accounts::create_account(&state, &body.email, &body.password, ctx.lang()).await?;

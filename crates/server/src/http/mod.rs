@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod cors;
 pub mod extract;
 pub mod jobs;
 pub mod middleware;
@@ -22,7 +23,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let limit = state.config().body_limit() as usize;
     let job_limit = (state.config().job_max_bytes as usize).saturating_add(1 << 20);
-    Router::new()
+    let v1 = Router::new()
         .route("/api/v1/captions", post(api::captions))
         .route(
             "/api/v1/jobs",
@@ -36,6 +37,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/health", get(api::health))
         .route("/api/v1/models", get(api::models))
         .route("/api/v1/openapi.json", get(openapi_json))
+        .merge(accounts::router());
+    // CORS on the API only (its preflights included: the layer wraps each route's
+    // method-not-allowed fallback too, which is what answers OPTIONS).
+    let v1 = match cors::layer(state.config()) {
+        Some(cors) => v1.layer(cors),
+        None => v1,
+    };
+    Router::new()
+        .merge(v1)
         .route("/", get(web::pages::index).post(web::pages::submit))
         .route("/privacy", get(web::pages::privacy))
         .route("/contact", get(web::pages::contact))
@@ -43,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/app.js", get(web::pages::app_js))
         .route("/static/app.css", get(web::pages::app_css))
         .route("/metrics", get(api::metrics))
-        .merge(accounts::router())
+        .merge(accounts::download_router())
         .merge(web::account::router())
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))

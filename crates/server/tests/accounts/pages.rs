@@ -370,3 +370,72 @@ both_backends!(admin_page_shows_aggregates_and_audits_access, |pg| {
     );
     e.finish().await;
 });
+
+/// `signups_allowed = false`: no account can be made on the API or the page, in either
+/// language, and nothing is stored; staff accounts (made on the command line) still sign in.
+/// The same pages on an open server offer the form, so the closed ones are not blank by chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_sign_up_refuses_on_the_api_and_the_page() {
+    let open = Env::start(false, |_| {}).await;
+    let html = open.get("/account/login").await.text().await.unwrap();
+    assert!(html.contains("id=\"signup-link\""), "open: link offered");
+    let html = open.get("/account/signup").await.text().await.unwrap();
+    assert!(html.contains("id=\"signup-form\""), "open: form offered");
+    open.finish().await;
+
+    let e = Env::start(false, |c| c.signups_allowed = false).await;
+    let register = |lang: &'static str| {
+        e.client
+            .post(e.url(&format!("/api/v1/auth/register?lang={lang}")))
+            .json(&json!({"email": email("closed"), "password": PASSWORD}))
+            .go()
+    };
+    for (lang, detail) in [
+        ("id", "tidak menerima pendaftaran"),
+        ("en", "does not accept new accounts"),
+    ] {
+        let r = register(lang).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{lang}");
+        assert_eq!(r.headers()["content-language"], lang);
+        assert!(set_cookie(&r, "takarir_session").is_none());
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["code"], "signups_closed", "{p}");
+        assert!(p["detail"].as_str().unwrap().contains(detail), "{p}");
+    }
+
+    // The page: no link, no form, and the reason in the visitor's language.
+    let html = e.get("/account/login").await.text().await.unwrap();
+    assert!(html.contains("id=\"login-form\"") && !html.contains("/account/signup"));
+    for (lang, title) in [("id", "Pendaftaran ditutup"), ("en", "Sign-up closed")] {
+        let r = e.get(&format!("/account/signup?lang={lang}")).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-code=\"signups_closed\"") && html.contains(title));
+        assert!(!html.contains("id=\"signup-form\""), "{lang}: no form");
+    }
+    // A form posted anyway (with a valid double-submit token) is refused the same way.
+    let t = signed_out_token(&e, "/account/login?lang=en").await;
+    let addr = email("closed-form");
+    let r = e
+        .client
+        .post(e.url("/account/signup?lang=en"))
+        .header("cookie", format!("takarir_csrf={t}"))
+        .form(&[
+            ("csrf", t.as_str()),
+            ("email", addr.as_str()),
+            ("password", PASSWORD),
+        ])
+        .go()
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&r, "takarir_session").is_none());
+    let html = r.text().await.unwrap();
+    assert!(html.contains("data-code=\"signups_closed\"") && html.contains("Sign-up closed"));
+    assert_eq!(e.scalar("SELECT COUNT(*) FROM users").await, 0);
+
+    // Staff made on the command line still sign in and use the service.
+    let admin = e.admin(&email("staff")).await;
+    let me = e.get_json("/api/v1/me", &admin).await;
+    assert_eq!(me["profile"]["role"], "admin", "{me}");
+    e.finish().await;
+}

@@ -216,6 +216,10 @@ fn signed_out_form(
 }
 
 async fn signup_page(State(state): State<AppState>, headers: HeaderMap, ctx: Ctx) -> Response {
+    // Closed sign-up: the page says so instead of offering a form that cannot succeed.
+    if let Err(e) = accounts::check_signups_open(&state) {
+        return error_page(&state, ctx.lang(), e);
+    }
     signed_out_form(&state, &headers, ctx.lang(), "signup", context! {})
 }
 
@@ -249,6 +253,7 @@ async fn reset_page(
 
 async fn signup(ClientIp(client): ClientIp, p: SignedOutPost) -> Response {
     let user = async {
+        accounts::check_signups_open(&p.state)?;
         p.check_csrf()?;
         // It sends an email: limited per client like caption requests.
         p.state.rate_limit(client)?;

@@ -300,6 +300,7 @@ pub fn render(
         privacy_version => state.policy().current().version.clone(),
         privacy_date => state.policy().current().date.clone(),
         tls => state.config().tls(),
+        signups_allowed => state.config().signups_allowed,
         ..extra
     };
     match templates().get_template(name).and_then(|t| t.render(ctx)) {

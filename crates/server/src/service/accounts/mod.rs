@@ -96,6 +96,16 @@ async fn send_link(
     Ok(())
 }
 
+/// Refuses when this server takes no new accounts (`signups_allowed = false`). Staff accounts
+/// are made on the command line ([`create_admin`]), which this does not limit.
+pub fn check_signups_open(state: &AppState) -> Result<(), ApiError> {
+    if state.config().signups_allowed {
+        Ok(())
+    } else {
+        Err(ApiError::SignupsClosed)
+    }
+}
+
 /// Creates an account (role `user`), records the acknowledgement of the current policy, sends
 /// the verification link.
 pub async fn create_account(
@@ -104,6 +114,7 @@ pub async fn create_account(
     password: &str,
     lang: Lang,
 ) -> Result<User, ApiError> {
+    check_signups_open(state)?;
     let email = takarir_store::users::normalize_email(email).map_err(|_| ApiError::InvalidEmail)?;
     check_password(&email, password)?;
     let hash = hash_password(password).await?;
