@@ -33,8 +33,10 @@ pub(crate) fn open(
     open_with(env, path, threads, true)
 }
 
-/// A graph that runs once per image (detector, tagger): its idle threads sleep instead of
-/// spinning, so that they do not take the cores from the captioner's many short decoder runs.
+/// A graph that runs once per image (detector, tagger, the text reader's graphs): its idle
+/// threads sleep instead of spinning, so that they do not take the cores from the captioner's
+/// many short decoder runs (on a busy 2-core machine the text detector ran in 125 ms instead of
+/// 200 ms that way).
 pub(crate) fn open_once_per_image(
     env: &ort::environment::Environment,
     path: &Path,

@@ -51,7 +51,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use image::RgbImage;
-use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
+use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 use serde::Serialize;
 
@@ -245,21 +245,7 @@ impl Graph {
             ));
         }
         let env = crate::runtime::environment(None)?;
-        let load = |e: String| EngineError::model(&path, format!("cannot load ONNX graph: {e}"));
-        // No spinning: on a busy machine (2 cores shared) waiting threads that spin take the
-        // cores the working ones need; the detector ran in 125 ms instead of 200 ms that way.
-        let session = Session::builder(env)
-            .map_err(|e| load(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| load(e.to_string()))?
-            .with_intra_threads(threads.max(1))
-            .map_err(|e| load(e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| load(e.to_string()))?
-            .with_intra_op_spinning(false)
-            .map_err(|e| load(e.to_string()))?
-            .commit_from_file(&path)
-            .map_err(|e| load(e.to_string()))?;
+        let session = crate::onnx::open_once_per_image(env, &path, threads)?;
         let input = session
             .inputs()
             .first()

@@ -84,17 +84,7 @@ pub struct Detector {
 impl Detector {
     /// Opens the detector graph of a bundle.
     pub fn load(dir: &Path, spec: &DetectorSpec, threads: usize) -> Result<Self> {
-        let path = dir.join(&spec.file);
-        if !path.is_file() {
-            return Err(EngineError::model(&path, "detector graph missing"));
-        }
-        let env = crate::runtime::environment(None)?;
-        let session = crate::onnx::open_once_per_image(env, &path, threads)?;
-        let input = session
-            .inputs()
-            .first()
-            .map(|i| i.name().to_string())
-            .ok_or_else(|| EngineError::model(&path, "detector has no input"))?;
+        let (session, input, path) = super::open_graph(dir, &spec.file, "detector", threads)?;
         let outputs = session.outputs().len();
         if outputs != 2 * spec.strides.len() {
             return Err(EngineError::model(

@@ -20,7 +20,7 @@ pub use detector::{BoxFrac, Detection, Detector};
 pub use lexicon::{ClassInfo, Kind, Lexicon, TagGroup, VisionSpec};
 pub use tagger::Tagger;
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 /// The file that makes a directory a vision bundle.
 pub const VISION_FILE: &str = "vision.json";
@@ -147,4 +147,26 @@ impl Vision {
             .map(|g| g.imagenet.iter().map(|&i| imagenet[i]).sum())
             .collect()
     }
+}
+
+/// Opens one of the bundle's graphs (run once per image, so its threads do not spin) and names
+/// its input: the detector and the tagger load alike.
+pub(crate) fn open_graph(
+    dir: &Path,
+    file: &str,
+    what: &str,
+    threads: usize,
+) -> Result<(ort::session::Session, String, PathBuf)> {
+    let path = dir.join(file);
+    if !path.is_file() {
+        return Err(EngineError::model(&path, format!("{what} graph missing")));
+    }
+    let env = crate::runtime::environment(None)?;
+    let session = crate::onnx::open_once_per_image(env, &path, threads)?;
+    let input = session
+        .inputs()
+        .first()
+        .map(|i| i.name().to_string())
+        .ok_or_else(|| EngineError::model(&path, format!("{what} has no input")))?;
+    Ok((session, input, path))
 }

@@ -25,17 +25,7 @@ pub struct Tagger {
 impl Tagger {
     /// Opens the tagger graph of a bundle.
     pub fn load(dir: &Path, spec: &TaggerSpec, threads: usize) -> Result<Self> {
-        let path = dir.join(&spec.file);
-        if !path.is_file() {
-            return Err(EngineError::model(&path, "tagger graph missing"));
-        }
-        let env = crate::runtime::environment(None)?;
-        let session = crate::onnx::open_once_per_image(env, &path, threads)?;
-        let input = session
-            .inputs()
-            .first()
-            .map(|i| i.name().to_string())
-            .ok_or_else(|| EngineError::model(&path, "tagger has no input"))?;
+        let (session, input, _) = super::open_graph(dir, &spec.file, "tagger", threads)?;
         Ok(Tagger {
             session: Mutex::new(session),
             input,
