@@ -45,10 +45,6 @@ pub struct GroundingParams {
     pub det_support: f32,
     /// A tag mass at or above this makes a class supported.
     pub tag_support: f32,
-    /// A class outside the staples needs a detection this sure to be supported, and being a
-    /// small object does not support it (0 = the same rule as the staples): the captioner
-    /// names tables, buses and phones it never learned to see.
-    pub det_support_other: f32,
     /// Classes the captioner learned well; other confident classes make a photo out-of-domain.
     pub staples: Vec<String>,
     /// Model alternatives considered (beam search returns this many).
@@ -133,7 +129,6 @@ impl Default for GroundingParams {
             tag_conflict_own: 0.1,
             det_conflict_sure: 0.8,
             det_support: 0.15,
-            det_support_other: 0.0,
             tag_support: 0.1,
             staples: [
                 "person",
@@ -319,14 +314,10 @@ impl<'a> Grounder<'a> {
         }
         let supported: Vec<bool> = (0..n)
             .map(|c| {
-                let other = p.det_support_other > 0.0 && !p.staples.contains(&classes[c].name);
                 confident[c]
+                    || det[c] >= p.det_support
                     || tag[c] >= p.tag_support
-                    || if other {
-                        det[c] >= p.det_support_other
-                    } else {
-                        det[c] >= p.det_support || classes[c].small
-                    }
+                    || classes[c].small
             })
             .collect();
         let area: Vec<f32> = (0..n)
